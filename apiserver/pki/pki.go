@@ -384,4 +384,3 @@ func sortedCopy(values []string) []string {
 	slices.Sort(out)
 	return out
 }
-
