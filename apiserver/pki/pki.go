@@ -58,7 +58,10 @@ var DefaultServingHosts = []string{
 type CA struct {
 	Cert    *x509.Certificate
 	CertPEM []byte
-	key     crypto.Signer
+	// CertFile is where the CA certificate lives on disk, the path to
+	// pass as an API server's --client-ca-file or a client's CA file.
+	CertFile string
+	key      crypto.Signer
 }
 
 // LoadOrCreateCA reads dir/ca.crt and dir/ca.key, or creates a new CA there
@@ -95,7 +98,7 @@ func loadCA(certPath, keyPath string) (*CA, error) {
 	if time.Now().After(pair.cert.NotAfter) {
 		return nil, fmt.Errorf("loading CA: %s expired at %s", certPath, pair.cert.NotAfter)
 	}
-	return &CA{Cert: pair.cert, CertPEM: pair.certPEM, key: pair.key}, nil
+	return &CA{Cert: pair.cert, CertPEM: pair.certPEM, CertFile: certPath, key: pair.key}, nil
 }
 
 func createCA(dir, certPath, keyPath string) (*CA, error) {
@@ -132,7 +135,7 @@ func createCA(dir, certPath, keyPath string) (*CA, error) {
 	if err := writePair(dir, certPath, keyPath, certPEM, keyPEM); err != nil {
 		return nil, err
 	}
-	return &CA{Cert: cert, CertPEM: certPEM, key: key}, nil
+	return &CA{Cert: cert, CertPEM: certPEM, CertFile: certPath, key: key}, nil
 }
 
 // EnsureServingCert returns dir/<name>.crt and dir/<name>.key, a TLS server
@@ -262,12 +265,6 @@ func (ca *CA) Pool() *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	return pool
-}
-
-// CertFile is where LoadOrCreateCA keeps the CA certificate in dir, the
-// path to pass as an API server's --client-ca-file.
-func CertFile(dir string) string {
-	return filepath.Join(dir, caCertFileName)
 }
 
 type keyPair struct {

@@ -210,3 +210,11 @@ func mustLoadLeaf(t *testing.T, certFile, keyFile string) *x509.Certificate {
 	}
 	return cert
 }
+
+func TestCACertFileMatchesMemory(t *testing.T) {
+	dir := t.TempDir()
+	ca := mustCA(t, dir)
+	if !bytes.Equal(mustRead(t, ca.CertFile), ca.CertPEM) {
+		t.Fatalf("CertFile %s does not hold the CA certificate", ca.CertFile)
+	}
+}
