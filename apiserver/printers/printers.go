@@ -16,12 +16,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -158,7 +161,8 @@ func notAcceptable(obj runtime.Object) error {
 }
 
 // printerFor picks the columns for an object's type. Types that kube-apiserver
-// serves with the default table (LimitRange among them) have none here.
+// serves with the default table (LimitRange, Role, ClusterRole, CRDs among
+// them) have none here.
 func printerFor(obj runtime.Object) (printer, bool) {
 	switch obj.(type) {
 	case *corev1.Namespace:
@@ -201,6 +205,24 @@ func printerFor(obj runtime.Object) (printer, bool) {
 		return cellPrinter(endpointSliceColumns(), endpointSliceCells), true
 	case *eventsv1.Event:
 		return cellPrinter(eventColumns(), eventsV1EventCells), true
+	case *rbacv1.RoleBinding:
+		return cellPrinter(roleBindingColumns("roleBinding"), roleBindingCells), true
+	case *rbacv1.ClusterRoleBinding:
+		return cellPrinter(roleBindingColumns("clusterRoleBinding"), clusterRoleBindingCells), true
+	case *policyv1.PodDisruptionBudget:
+		return cellPrinter(podDisruptionBudgetColumns(), podDisruptionBudgetCells), true
+	case *admissionregistrationv1.MutatingWebhookConfiguration:
+		return cellPrinter(webhookConfigurationColumns(), mutatingWebhookConfigurationCells), true
+	case *admissionregistrationv1.ValidatingWebhookConfiguration:
+		return cellPrinter(webhookConfigurationColumns(), validatingWebhookConfigurationCells), true
+	case *admissionregistrationv1.ValidatingAdmissionPolicy:
+		return cellPrinter(admissionPolicyColumns("Validations", "Validations indicates the number of validation rules defined in this configuration"), validatingAdmissionPolicyCells), true
+	case *admissionregistrationv1.MutatingAdmissionPolicy:
+		return cellPrinter(admissionPolicyColumns("Mutations", "Mutation indicates the number of mutations rules defined in this configuration"), mutatingAdmissionPolicyCells), true
+	case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+		return cellPrinter(admissionPolicyBindingColumns(), validatingAdmissionPolicyBindingCells), true
+	case *admissionregistrationv1.MutatingAdmissionPolicyBinding:
+		return cellPrinter(admissionPolicyBindingColumns(), mutatingAdmissionPolicyBindingCells), true
 	}
 	return printer{}, false
 }

@@ -6,16 +6,20 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 )
 
@@ -67,6 +71,16 @@ func TestColumns(t *testing.T) {
 		{&coordinationv1.Lease{}, []string{"Name", "Holder", "Age"}, nil},
 		{&discoveryv1.EndpointSlice{}, []string{"Name", "AddressType", "Ports", "Endpoints", "Age"}, nil},
 		{&metav1.PartialObjectMetadata{}, []string{"Name", "Created At"}, nil},
+		{&rbacv1.Role{}, []string{"Name", "Created At"}, nil},
+		{&rbacv1.RoleBinding{}, []string{"Name", "Role", "Age"}, []string{"Users", "Groups", "ServiceAccounts"}},
+		{&rbacv1.ClusterRoleBinding{}, []string{"Name", "Role", "Age"}, []string{"Users", "Groups", "ServiceAccounts"}},
+		{&policyv1.PodDisruptionBudget{}, []string{"Name", "Min Available", "Max Unavailable", "Allowed Disruptions", "Age"}, nil},
+		{&admissionregistrationv1.MutatingWebhookConfiguration{}, []string{"Name", "Webhooks", "Age"}, nil},
+		{&admissionregistrationv1.ValidatingWebhookConfiguration{}, []string{"Name", "Webhooks", "Age"}, nil},
+		{&admissionregistrationv1.ValidatingAdmissionPolicy{}, []string{"Name", "Validations", "ParamKind", "Age"}, nil},
+		{&admissionregistrationv1.MutatingAdmissionPolicy{}, []string{"Name", "Mutations", "ParamKind", "Age"}, nil},
+		{&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, []string{"Name", "PolicyName", "ParamRef", "Age"}, nil},
+		{&admissionregistrationv1.MutatingAdmissionPolicyBinding{}, []string{"Name", "PolicyName", "ParamRef", "Age"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(reflect.TypeOf(tt.obj).Elem().String(), func(t *testing.T) {
@@ -618,6 +632,49 @@ func TestCells(t *testing.T) {
 				},
 			},
 			want: []any{"web-abcde", "IPv4", "80,metrics", "10.0.0.1,10.0.0.2,10.0.0.3 + 1 more...", "60m"},
+		},
+		{
+			name: "role binding",
+			obj: &rbacv1.RoleBinding{
+				ObjectMeta: objectMeta("readers", time.Hour),
+				RoleRef:    rbacv1.RoleRef{Kind: "ClusterRole", Name: "view"},
+				Subjects: []rbacv1.Subject{
+					{Kind: rbacv1.UserKind, Name: "alice"}, {Kind: rbacv1.UserKind, Name: "bob"},
+					{Kind: rbacv1.GroupKind, Name: "devs"},
+					{Kind: rbacv1.ServiceAccountKind, Namespace: "ci", Name: "runner"},
+				},
+			},
+			want: []any{"readers", "ClusterRole/view", "60m", "alice, bob", "devs", "ci/runner"},
+		},
+		{
+			name: "pod disruption budget",
+			obj: &policyv1.PodDisruptionBudget{
+				ObjectMeta: objectMeta("web", time.Hour),
+				Spec:       policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromString("50%"))},
+				Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 1},
+			},
+			want: []any{"web", "50%", "N/A", int64(1), "60m"},
+		},
+		{
+			name: "validating admission policy binding",
+			obj: &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: "replicas", CreationTimestamp: ago(time.Hour)},
+				Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+					PolicyName: "max-replicas", ParamRef: &admissionregistrationv1.ParamRef{Name: "limits"},
+				},
+			},
+			want: []any{"replicas", "max-replicas", "*/limits", "60m"},
+		},
+		{
+			name: "validating admission policy",
+			obj: &admissionregistrationv1.ValidatingAdmissionPolicy{
+				ObjectMeta: metav1.ObjectMeta{Name: "max-replicas", CreationTimestamp: ago(time.Hour)},
+				Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+					ParamKind:   &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"},
+					Validations: []admissionregistrationv1.Validation{{Expression: "true"}},
+				},
+			},
+			want: []any{"max-replicas", int64(1), "v1/ConfigMap", "60m"},
 		},
 		{
 			name: "empty endpointslice",
