@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -796,5 +797,18 @@ func TestControllerRevisionWithMalformedOwnerFails(t *testing.T) {
 	}}}
 	if _, err := ConvertToTable(context.Background(), cr, nil); err == nil {
 		t.Error("want an error for an unparseable owner apiVersion")
+	}
+}
+
+func TestUnstructuredListGetsDefaultTable(t *testing.T) {
+	list := &unstructured.UnstructuredList{Object: map[string]any{"metadata": map[string]any{"resourceVersion": "3"}}}
+	list.Items = []unstructured.Unstructured{{Object: map[string]any{
+		"apiVersion": "example.com/v1", "kind": "Widget",
+		"metadata": map[string]any{"name": "w", "creationTimestamp": "2026-11-24T10:00:00Z"},
+	}}}
+	table := convert(t, list)
+	want := []any{"w", "2026-11-24T10:00:00Z"}
+	if len(table.Rows) != 1 || !reflect.DeepEqual(table.Rows[0].Cells, want) || table.ResourceVersion != "3" {
+		t.Errorf("table = %+v, want one default row %v at resourceVersion 3", table, want)
 	}
 }
