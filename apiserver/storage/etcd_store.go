@@ -1,0 +1,480 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// etcdStore keeps one resource's objects in etcd, one key per object, with
+// the etcd mod revision as the object's resourceVersion.
+type etcdStore struct {
+	client      *clientv3.Client
+	codec       runtime.Codec
+	newFunc     func() runtime.Object
+	newListFunc func() runtime.Object
+	// prefix is the resource's key prefix with a trailing slash.
+	prefix string
+}
+
+// NewEtcdStore returns the etcd-backed Interface for the resource whose keys
+// live under prefix ("/registry/pods"). codec decides the stored encoding;
+// the store only needs it to round-trip.
+func NewEtcdStore(client *clientv3.Client, codec runtime.Codec, newFunc, newListFunc func() runtime.Object, prefix string) Interface {
+	return &etcdStore{
+		client:      client,
+		codec:       codec,
+		newFunc:     newFunc,
+		newListFunc: newListFunc,
+		prefix:      strings.TrimSuffix(prefix, "/") + "/",
+	}
+}
+
+// objState is what the store knows about one stored object.
+type objState struct {
+	obj runtime.Object
+	// data is the stored encoding; nil when obj came from a cache.
+	data []byte
+	rev  int64
+	// exists is false for a missing key read with ignoreNotFound.
+	exists bool
+}
+
+func (s *etcdStore) checkKey(key string) error {
+	if !strings.HasPrefix(key, s.prefix) || len(key) == len(s.prefix) {
+		return fmt.Errorf("key %q is not under the resource prefix %q", key, s.prefix)
+	}
+	if strings.Contains(key, "/../") || strings.HasSuffix(key, "/..") || strings.Contains(key, "/./") || strings.HasSuffix(key, "/.") {
+		return fmt.Errorf("invalid key %q", key)
+	}
+	return nil
+}
+
+// decode turns stored bytes into a new object carrying rev as its
+// resourceVersion.
+func (s *etcdStore) decode(data []byte, rev int64) (runtime.Object, error) {
+	obj, _, err := s.codec.Decode(data, nil, s.newFunc())
+	if err != nil {
+		return nil, fmt.Errorf("decode stored object: %w", err)
+	}
+	if err := SetResourceVersion(obj, rev); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// encode serializes obj as stored: without a resourceVersion, which etcd's
+// mod revision replaces.
+func (s *etcdStore) encode(obj runtime.Object) ([]byte, error) {
+	accessor, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, fmt.Errorf("object has no metadata: %w", err)
+	}
+	accessor.SetResourceVersion("")
+	accessor.SetSelfLink("")
+	var buf bytes.Buffer
+	if err := s.codec.Encode(obj, &buf); err != nil {
+		return nil, fmt.Errorf("encode object: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// SetResourceVersion sets metadata.resourceVersion to rev (0 clears it).
+func SetResourceVersion(obj runtime.Object, rev int64) error {
+	accessor, err := meta.Accessor(obj)
+	if err != nil {
+		return fmt.Errorf("object has no metadata: %w", err)
+	}
+	version := ""
+	if rev > 0 {
+		version = strconv.FormatInt(rev, 10)
+	}
+	accessor.SetResourceVersion(version)
+	return nil
+}
+
+// ParseResourceVersion parses a client-supplied resourceVersion; "" is 0.
+func ParseResourceVersion(resourceVersion string) (uint64, error) {
+	if resourceVersion == "" {
+		return 0, nil
+	}
+	rev, err := strconv.ParseUint(resourceVersion, 10, 64)
+	if err != nil {
+		return 0, NewError(ErrCodeInvalidResourceVersion, "", "invalid resource version: %s", resourceVersion)
+	}
+	return rev, nil
+}
+
+// ObjectResourceVersion reads an object's resourceVersion as a revision.
+func ObjectResourceVersion(obj runtime.Object) (int64, error) {
+	accessor, err := meta.Accessor(obj)
+	if err != nil {
+		return 0, fmt.Errorf("object has no metadata: %w", err)
+	}
+	rev, err := ParseResourceVersion(accessor.GetResourceVersion())
+	return int64(rev), err
+}
+
+// setInto stores src into the out parameter dst, which must point to the
+// same type.
+func setInto(dst, src runtime.Object) error {
+	if dst == src {
+		return nil
+	}
+	dv, sv := reflect.ValueOf(dst), reflect.ValueOf(src)
+	if dv.Kind() != reflect.Pointer || dv.Type() != sv.Type() {
+		return fmt.Errorf("cannot store %T into %T", src, dst)
+	}
+	dv.Elem().Set(sv.Elem())
+	return nil
+}
+
+// zeroInto resets the out parameter to its zero value.
+func zeroInto(out runtime.Object) error {
+	v := reflect.ValueOf(out)
+	if v.Kind() != reflect.Pointer {
+		return fmt.Errorf("out is %T, not a pointer", out)
+	}
+	v.Elem().Set(reflect.Zero(v.Elem().Type()))
+	return nil
+}
+
+func (s *etcdStore) Create(ctx context.Context, key string, obj, out runtime.Object) error {
+	if err := s.checkKey(key); err != nil {
+		return err
+	}
+	if rev, err := ObjectResourceVersion(obj); err != nil || rev != 0 {
+		return fmt.Errorf("resourceVersion should not be set on objects to be created")
+	}
+	data, err := s.encode(obj)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(data))).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	if !resp.Succeeded {
+		return NewError(ErrCodeKeyExists, key, "key exists")
+	}
+	if err := setInto(out, obj); err != nil {
+		return err
+	}
+	return SetResourceVersion(out, resp.Header.Revision)
+}
+
+func (s *etcdStore) Get(ctx context.Context, key string, opts GetOptions, out runtime.Object) error {
+	if err := s.checkKey(key); err != nil {
+		return err
+	}
+	minRev, err := ParseResourceVersion(opts.ResourceVersion)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", key, err)
+	}
+	if err := checkMinimumRevision(minRev, resp.Header.Revision); err != nil {
+		return err
+	}
+	if len(resp.Kvs) == 0 {
+		if opts.IgnoreNotFound {
+			return zeroInto(out)
+		}
+		return NewError(ErrCodeKeyNotFound, key, "not found")
+	}
+	obj, err := s.decode(resp.Kvs[0].Value, resp.Kvs[0].ModRevision)
+	if err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	return setInto(out, obj)
+}
+
+// checkMinimumRevision enforces "at least resourceVersion" reads.
+func checkMinimumRevision(minRev uint64, current int64) error {
+	if minRev > uint64(current) {
+		return tooLargeResourceVersion(minRev, uint64(current))
+	}
+	return nil
+}
+
+func tooLargeResourceVersion(requested, current uint64) error {
+	err := NewError(ErrCodeTimeout, "", "Too large resource version: %d, current: %d", requested, current)
+	err.CurrentRevision = current
+	return err
+}
+
+func (s *etcdStore) CurrentResourceVersion(ctx context.Context) (uint64, error) {
+	// A linearizable read of one (absent) key costs the same as any other
+	// read and carries the store's newest revision in its header.
+	resp, err := s.client.Get(ctx, s.prefix, clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("read current revision: %w", err)
+	}
+	return uint64(resp.Header.Revision), nil
+}
+
+// readState reads the current stored state of key.
+func (s *etcdStore) readState(ctx context.Context, key string, ignoreNotFound bool) (*objState, error) {
+	resp, err := s.client.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	var kv *mvccpb.KeyValue
+	if len(resp.Kvs) > 0 {
+		kv = resp.Kvs[0]
+	}
+	return s.stateFromKV(key, kv, ignoreNotFound)
+}
+
+func (s *etcdStore) stateFromKV(key string, kv *mvccpb.KeyValue, ignoreNotFound bool) (*objState, error) {
+	if kv == nil {
+		if !ignoreNotFound {
+			return nil, NewError(ErrCodeKeyNotFound, key, "not found")
+		}
+		return &objState{obj: s.newFunc()}, nil
+	}
+	obj, err := s.decode(kv.Value, kv.ModRevision)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return &objState{obj: obj, data: kv.Value, rev: kv.ModRevision, exists: true}, nil
+}
+
+// stateFromCached adopts a cached copy (owned by the store from now on).
+func stateFromCached(cached runtime.Object) (*objState, error) {
+	rev, err := ObjectResourceVersion(cached)
+	if err != nil {
+		return nil, err
+	}
+	return &objState{obj: cached, rev: rev, exists: true}, nil
+}
+
+// currentTxnState reads the state a failed compare-and-swap returned in its
+// else branch.
+func (s *etcdStore) currentTxnState(key string, resp *clientv3.TxnResponse, ignoreNotFound bool) (*objState, error) {
+	var kv *mvccpb.KeyValue
+	if len(resp.Responses) > 0 {
+		if r := resp.Responses[0].GetResponseRange(); r != nil && len(r.Kvs) > 0 {
+			kv = r.Kvs[0]
+		}
+	}
+	return s.stateFromKV(key, kv, ignoreNotFound)
+}
+
+func (p *Preconditions) check(key string, obj runtime.Object) error {
+	if p == nil {
+		return nil
+	}
+	accessor, err := meta.Accessor(obj)
+	if err != nil {
+		return fmt.Errorf("cannot check preconditions on %T: %w", obj, err)
+	}
+	if p.UID != nil && *p.UID != accessor.GetUID() {
+		return NewError(ErrCodePreconditionFailed, key,
+			"Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, accessor.GetUID())
+	}
+	if p.ResourceVersion != nil && *p.ResourceVersion != accessor.GetResourceVersion() {
+		return NewError(ErrCodePreconditionFailed, key,
+			"Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v",
+			*p.ResourceVersion, accessor.GetResourceVersion())
+	}
+	return nil
+}
+
+func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, out runtime.Object, ignoreNotFound bool,
+	preconditions *Preconditions, tryUpdate UpdateFunc, cachedExisting runtime.Object) error {
+	if err := s.checkKey(key); err != nil {
+		return err
+	}
+	var state *objState
+	var err error
+	// stateIsCurrent is false while working from the cached copy: any
+	// failure then may be due to staleness and earns one fresh read.
+	stateIsCurrent := cachedExisting == nil
+	if stateIsCurrent {
+		state, err = s.readState(ctx, key, ignoreNotFound)
+	} else {
+		state, err = stateFromCached(cachedExisting)
+		if err == nil {
+			// Encode before tryUpdate can touch the object, to detect no-op
+			// updates without a read.
+			state.data, err = s.encodeKeepingVersion(state.obj, state.rev)
+		}
+	}
+	if err != nil {
+		return err
+	}
+
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("update %s: %w", key, err)
+		}
+		staleRev := state.rev
+		refresh := func(cause error) error {
+			if stateIsCurrent {
+				return cause
+			}
+			fresh, err := s.readState(ctx, key, ignoreNotFound)
+			if err != nil {
+				return err
+			}
+			state, stateIsCurrent = fresh, true
+			if fresh.rev == staleRev {
+				return cause
+			}
+			return nil
+		}
+
+		if err := preconditions.check(key, state.obj); err != nil {
+			if err := refresh(err); err != nil {
+				return err
+			}
+			continue
+		}
+		updated, err := tryUpdate(state.obj)
+		if err != nil {
+			if err := refresh(err); err != nil {
+				return err
+			}
+			continue
+		}
+		data, err := s.encode(updated)
+		if err != nil {
+			return err
+		}
+		if state.exists && bytes.Equal(data, state.data) {
+			if !stateIsCurrent {
+				if err := refresh(nil); err != nil {
+					return err
+				}
+				if !bytes.Equal(data, state.data) {
+					continue
+				}
+			}
+			if err := setInto(out, state.obj); err != nil {
+				return err
+			}
+			return SetResourceVersion(out, state.rev)
+		}
+
+		resp, err := s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", state.rev)).
+			Then(clientv3.OpPut(key, string(data))).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("update %s: %w", key, err)
+		}
+		if !resp.Succeeded {
+			state, err = s.currentTxnState(key, resp, ignoreNotFound)
+			if err != nil {
+				return err
+			}
+			stateIsCurrent = true
+			continue
+		}
+		if err := setInto(out, updated); err != nil {
+			return err
+		}
+		return SetResourceVersion(out, resp.Header.Revision)
+	}
+}
+
+// encodeKeepingVersion encodes obj as stored and then restores its
+// resourceVersion.
+func (s *etcdStore) encodeKeepingVersion(obj runtime.Object, rev int64) ([]byte, error) {
+	data, err := s.encode(obj)
+	if err != nil {
+		return nil, err
+	}
+	return data, SetResourceVersion(obj, rev)
+}
+
+func (s *etcdStore) Delete(ctx context.Context, key string, out runtime.Object, preconditions *Preconditions,
+	validateDeletion ValidateObjectFunc, cachedExisting runtime.Object) error {
+	if err := s.checkKey(key); err != nil {
+		return err
+	}
+	var state *objState
+	var err error
+	stateIsCurrent := cachedExisting == nil
+	if stateIsCurrent {
+		state, err = s.readState(ctx, key, false)
+	} else {
+		state, err = stateFromCached(cachedExisting)
+	}
+	if err != nil {
+		return err
+	}
+
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		staleRev := state.rev
+		refresh := func(cause error) error {
+			if stateIsCurrent {
+				return cause
+			}
+			fresh, err := s.readState(ctx, key, false)
+			if err != nil {
+				return err
+			}
+			state, stateIsCurrent = fresh, true
+			if fresh.rev == staleRev {
+				return cause
+			}
+			return nil
+		}
+
+		if err := preconditions.check(key, state.obj); err != nil {
+			if err := refresh(err); err != nil {
+				return err
+			}
+			continue
+		}
+		if validateDeletion != nil {
+			if err := validateDeletion(ctx, state.obj); err != nil {
+				if err := refresh(err); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+
+		resp, err := s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", state.rev)).
+			Then(clientv3.OpDelete(key)).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		if err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		if !resp.Succeeded {
+			state, err = s.currentTxnState(key, resp, false)
+			if err != nil {
+				return err
+			}
+			stateIsCurrent = true
+			continue
+		}
+		// The object as it was when deleted, at the deletion's revision.
+		if err := setInto(out, state.obj); err != nil {
+			return err
+		}
+		return SetResourceVersion(out, resp.Header.Revision)
+	}
+}
