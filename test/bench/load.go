@@ -1,0 +1,354 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+)
+
+// scale sizes the load; -short shrinks it to a quick sanity check.
+type scale struct {
+	objects       int
+	writers       int
+	listRuns      int
+	watchers      int
+	watchEvents   int
+	watchInterval time.Duration
+}
+
+var (
+	fullScale  = scale{objects: 10000, writers: 32, listRuns: 20, watchers: 1000, watchEvents: 200, watchInterval: 20 * time.Millisecond}
+	shortScale = scale{objects: 1000, writers: 32, listRuns: 5, watchers: 100, watchEvents: 30, watchInterval: 20 * time.Millisecond}
+)
+
+// configMapPayload gives every object about 1 KiB of data, so lists move
+// realistic amounts of bytes.
+var configMapPayload = map[string]string{
+	"config.yaml": strings.Repeat("key: value\n", 80),
+	"mode":        "benchmark",
+}
+
+const (
+	loadNamespace  = "bench-load"
+	watchNamespace = "bench-watch"
+	mediaJSON      = "application/json"
+	mediaProtobuf  = "application/vnd.kubernetes.protobuf"
+)
+
+// measurement is one row's value for one server; missing values are NaN-free
+// by construction: a failed phase aborts the run.
+type measurement map[string]float64
+
+// cpuMeter measures the CPU time the two server processes spend in a phase.
+type cpuMeter struct {
+	c                     *cluster
+	apiserver, etcd       time.Duration
+	apiserverPid, etcdPid int
+}
+
+func startCPUMeter(c *cluster) (*cpuMeter, error) {
+	m := &cpuMeter{c: c, apiserverPid: c.apiserver.Pid(), etcdPid: c.etcd.Pid()}
+	var err error
+	if m.apiserver, err = cpuTime(m.apiserverPid); err != nil {
+		return nil, err
+	}
+	if m.etcd, err = cpuTime(m.etcdPid); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// stop returns the CPU time each process used since start.
+func (m *cpuMeter) stop() (apiserver, etcd time.Duration, err error) {
+	a, err := cpuTime(m.apiserverPid)
+	if err != nil {
+		return 0, 0, err
+	}
+	e, err := cpuTime(m.etcdPid)
+	if err != nil {
+		return 0, 0, err
+	}
+	return a - m.apiserver, e - m.etcd, nil
+}
+
+// runLoad drives every phase against one cluster and returns its numbers.
+func runLoad(ctx context.Context, c *cluster, sc scale) (measurement, error) {
+	log := logr.FromContextOrDiscard(ctx).WithValues("server", c.flavor.name)
+	result := measurement{"startup seconds": c.startup.Seconds()}
+	for _, ns := range []string{loadNamespace, watchNamespace} {
+		_, err := c.clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("creating namespace %s: %w", ns, err)
+		}
+	}
+
+	log.Info("creating", "objects", sc.objects, "clients", sc.writers)
+	if err := measureWrites(ctx, c, sc, "create", result, func(ctx context.Context, i int) error {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: objectName(i)}, Data: configMapPayload}
+		_, err := c.clientset.CoreV1().ConfigMaps(loadNamespace).Create(ctx, cm, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
+	log.Info("updating", "objects", sc.objects, "clients", sc.writers)
+	if err := measureWrites(ctx, c, sc, "update", result, func(ctx context.Context, i int) error {
+		// A blind update (no resourceVersion) is one request per object,
+		// like create, so the two rates compare.
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: objectName(i)}, Data: map[string]string{"updated": strconv.Itoa(i)}}
+		_, err := c.clientset.CoreV1().ConfigMaps(loadNamespace).Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+
+	log.Info("listing", "objects", sc.objects, "runs", sc.listRuns)
+	if err := measureLists(ctx, c, sc, result); err != nil {
+		return nil, err
+	}
+
+	log.Info("watching", "watchers", sc.watchers, "events", sc.watchEvents)
+	if err := measureWatch(ctx, c, sc, result); err != nil {
+		return nil, err
+	}
+
+	for name, p := range map[string]interface{ Pid() int }{"apiserver": c.apiserver, "etcd": c.etcd} {
+		rss, err := peakRSS(p.Pid())
+		if err != nil {
+			return nil, err
+		}
+		result[name+" peak RSS MiB"] = float64(rss) / (1 << 20)
+	}
+	return result, nil
+}
+
+func objectName(i int) string { return fmt.Sprintf("cm-%06d", i) }
+
+// measureWrites runs write(i) for every object on sc.writers concurrent
+// clients and records the rate and the CPU spent per 1000 writes.
+func measureWrites(ctx context.Context, c *cluster, sc scale, verb string, result measurement, write func(ctx context.Context, i int) error) error {
+	meter, err := startCPUMeter(c)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	if err := inParallel(ctx, sc.objects, sc.writers, write); err != nil {
+		return fmt.Errorf("%s phase: %w", verb, err)
+	}
+	elapsed := time.Since(started)
+	apiserverCPU, etcdCPU, err := meter.stop()
+	if err != nil {
+		return err
+	}
+	thousands := float64(sc.objects) / 1000
+	result[verb+" per second"] = float64(sc.objects) / elapsed.Seconds()
+	result[verb+" apiserver CPU s/1000"] = apiserverCPU.Seconds() / thousands
+	result[verb+" etcd CPU s/1000"] = etcdCPU.Seconds() / thousands
+	return nil
+}
+
+// measureLists times full LISTs of the load namespace, served from the
+// watch cache (resourceVersion=0) and as consistent reads, in JSON and
+// protobuf. Bodies are read but not decoded: the client's decoding speed
+// is not what is measured.
+func measureLists(ctx context.Context, c *cluster, sc scale, result measurement) error {
+	cases := []struct {
+		name, resourceVersion, accept string
+	}{
+		{"LIST RV=0 JSON", "0", mediaJSON},
+		{"LIST RV=0 protobuf", "0", mediaProtobuf},
+		{"LIST consistent JSON", "", mediaJSON},
+		{"LIST consistent protobuf", "", mediaProtobuf},
+	}
+	meter, err := startCPUMeter(c)
+	if err != nil {
+		return err
+	}
+	for _, tc := range cases {
+		var latencies []time.Duration
+		for range sc.listRuns {
+			req := c.clientset.CoreV1().RESTClient().Get().Namespace(loadNamespace).Resource("configmaps").
+				SetHeader("Accept", tc.accept)
+			if tc.resourceVersion != "" {
+				req = req.Param("resourceVersion", tc.resourceVersion)
+			}
+			started := time.Now()
+			body, err := req.DoRaw(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", tc.name, err)
+			}
+			latencies = append(latencies, time.Since(started))
+			if len(body) < sc.objects*100 {
+				return fmt.Errorf("%s: %d-byte body is too small for %d objects", tc.name, len(body), sc.objects)
+			}
+		}
+		result[tc.name+" p50 ms"] = percentile(latencies, 50).Seconds() * 1000
+	}
+	apiserverCPU, _, err := meter.stop()
+	if err != nil {
+		return err
+	}
+	result["LIST apiserver CPU ms/list"] = apiserverCPU.Seconds() * 1000 / float64(len(cases)*sc.listRuns)
+	return nil
+}
+
+// measureWatch opens sc.watchers watches on an idle namespace, writes
+// sc.watchEvents objects at a steady pace and records, for every watcher,
+// when each object's ADDED event arrived. Latency is counted from just
+// before the create request is sent.
+func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement) error {
+	configMaps := c.clientset.CoreV1().ConfigMaps(watchNamespace)
+	initial, err := configMaps.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing the watch namespace: %w", err)
+	}
+
+	received := make([][]time.Time, sc.watchers)
+	watchers := make([]watch.Interface, sc.watchers)
+	var delivered atomic.Int64
+	var unexpected atomic.Int64
+	var readers sync.WaitGroup
+	defer func() {
+		for _, w := range watchers {
+			if w != nil {
+				w.Stop()
+			}
+		}
+		readers.Wait()
+	}()
+	err = inParallel(ctx, sc.watchers, sc.writers, func(ctx context.Context, i int) error {
+		w, err := configMaps.Watch(ctx, metav1.ListOptions{
+			ResourceVersion: initial.ResourceVersion,
+			TimeoutSeconds:  ptr.To[int64](3600),
+		})
+		if err != nil {
+			return fmt.Errorf("opening watch %d: %w", i, err)
+		}
+		watchers[i] = w
+		received[i] = make([]time.Time, sc.watchEvents)
+		readers.Go(func() {
+			for event := range w.ResultChan() {
+				now := time.Now()
+				cm, ok := event.Object.(*corev1.ConfigMap)
+				if event.Type != watch.Added || !ok {
+					unexpected.Add(1)
+					continue
+				}
+				index, err := strconv.Atoi(strings.TrimPrefix(cm.Name, "event-"))
+				if err != nil || index < 0 || index >= sc.watchEvents || !received[i][index].IsZero() {
+					unexpected.Add(1)
+					continue
+				}
+				received[i][index] = now
+				delivered.Add(1)
+			}
+		})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	meter, err := startCPUMeter(c)
+	if err != nil {
+		return err
+	}
+	sent := make([]time.Time, sc.watchEvents)
+	ticker := time.NewTicker(sc.watchInterval)
+	for i := range sc.watchEvents {
+		<-ticker.C
+		sent[i] = time.Now()
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("event-%d", i)}}
+		if _, err := configMaps.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			ticker.Stop()
+			return fmt.Errorf("writing watch event %d: %w", i, err)
+		}
+	}
+	ticker.Stop()
+
+	expected := int64(sc.watchers * sc.watchEvents)
+	deadline := time.Now().Add(30 * time.Second)
+	for delivered.Load() < expected && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	apiserverCPU, _, err := meter.stop()
+	if err != nil {
+		return err
+	}
+	for _, w := range watchers {
+		w.Stop()
+	}
+	readers.Wait()
+
+	var latencies []time.Duration
+	missed := 0
+	for _, times := range received {
+		for event, at := range times {
+			if at.IsZero() {
+				missed++
+				continue
+			}
+			latencies = append(latencies, at.Sub(sent[event]))
+		}
+	}
+	result["watch latency p50 ms"] = percentile(latencies, 50).Seconds() * 1000
+	result["watch latency p99 ms"] = percentile(latencies, 99).Seconds() * 1000
+	result["watch missed events"] = float64(missed)
+	result["watch unexpected events"] = float64(unexpected.Load())
+	result["watch apiserver CPU s/1000 deliveries"] = apiserverCPU.Seconds() / (float64(expected) / 1000)
+	return nil
+}
+
+// percentile returns the p-th percentile (nearest rank) of samples.
+func percentile(samples []time.Duration, p float64) time.Duration {
+	if len(samples) == 0 {
+		return 0
+	}
+	sorted := slices.Clone(samples)
+	slices.Sort(sorted)
+	rank := int(p/100*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(rank, 0), len(sorted)-1)]
+}
+
+// inParallel runs do(i) for i in [0, n) on workers goroutines and returns
+// the first error.
+func inParallel(ctx context.Context, n, workers int, do func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				if err := do(ctx, i); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return nil
+}

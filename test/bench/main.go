@@ -1,0 +1,220 @@
+// Command bench is Tower's load generator. It starts Tower (`tower etcd` and
+// `tower apiserver` as child processes, built from this tree) and, when a
+// reference build exists, upstream kube-apiserver on upstream etcd, runs
+// the same load against each in turn over loopback, and prints one table
+// with both columns and their ratio:
+//
+//	go run ./test/bench            # full run (10k objects, 1000 watchers)
+//	go run ./test/bench -short     # quick sanity check
+//
+// The reference binaries are looked up in $REF/bin (default
+// ~/.cache/tower-reference/bin, built by /work/shared/reference/build.sh).
+// The run fails if Tower drops a watch event.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+
+	"tower.dev/tower/test/framework"
+)
+
+// row is one line of the report.
+type row struct {
+	metric string
+	// higherIsBetter is true for rates.
+	higherIsBetter bool
+}
+
+// rows lists the report in order; runLoad fills values under these names.
+var rows = []row{
+	{"startup seconds", false},
+	{"create per second", true},
+	{"create apiserver CPU s/1000", false},
+	{"create etcd CPU s/1000", false},
+	{"update per second", true},
+	{"update apiserver CPU s/1000", false},
+	{"update etcd CPU s/1000", false},
+	{"LIST RV=0 JSON p50 ms", false},
+	{"LIST RV=0 protobuf p50 ms", false},
+	{"LIST consistent JSON p50 ms", false},
+	{"LIST consistent protobuf p50 ms", false},
+	{"LIST apiserver CPU ms/list", false},
+	{"watch latency p50 ms", false},
+	{"watch latency p99 ms", false},
+	{"watch missed events", false},
+	{"watch unexpected events", false},
+	{"watch apiserver CPU s/1000 deliveries", false},
+	{"apiserver peak RSS MiB", false},
+	{"etcd peak RSS MiB", false},
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	short := flag.Bool("short", false, "small load for a quick sanity check")
+	refDir := flag.String("ref", defaultReferenceDir(), "directory holding the reference bin/kube-apiserver and bin/etcd")
+	towerBin := flag.String("tower", "", "use this tower binary instead of building one")
+	keep := flag.Bool("keep", false, "keep the working directory (logs, data) after the run")
+	flag.Parse()
+
+	log := funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx = logr.NewContext(ctx, log)
+
+	sc := fullScale
+	if *short {
+		sc = shortScale
+	}
+	if err := benchmark(ctx, sc, *refDir, *towerBin, *keep); err != nil {
+		log.Error(err, "benchmark failed")
+		return 1
+	}
+	return 0
+}
+
+func defaultReferenceDir() string {
+	if ref := os.Getenv("REF"); ref != "" {
+		return ref
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".cache", "tower-reference")
+}
+
+func benchmark(ctx context.Context, sc scale, refDir, towerBin string, keep bool) error {
+	log := logr.FromContextOrDiscard(ctx)
+	dir, err := os.MkdirTemp("", "tower-bench-")
+	if err != nil {
+		return fmt.Errorf("creating working directory: %w", err)
+	}
+	if keep {
+		log.Info("keeping working directory", "dir", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	if towerBin == "" {
+		log.Info("building tower")
+		if towerBin, err = framework.BuildTower(ctx, dir); err != nil {
+			return err
+		}
+	}
+	creds, err := createCredentials(filepath.Join(dir, "pki"))
+	if err != nil {
+		return err
+	}
+
+	flavors := []flavor{towerFlavor(towerBin)}
+	refBin := filepath.Join(refDir, "bin")
+	if haveReference(refBin) {
+		flavors = append(flavors, referenceFlavor(refBin, creds))
+	} else {
+		log.Info("no reference build: reporting Tower alone (run /work/shared/reference/build.sh to compare)", "looked in", refBin)
+	}
+
+	results := make([]measurement, len(flavors))
+	for i, f := range flavors {
+		log.Info("starting", "server", f.name)
+		c, err := startCluster(ctx, f, creds, filepath.Join(dir, f.name))
+		if err != nil {
+			return err
+		}
+		results[i], err = runLoad(ctx, c, sc)
+		stopErr := c.stop(context.WithoutCancel(ctx))
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+		if stopErr != nil {
+			return fmt.Errorf("stopping %s: %w", f.name, stopErr)
+		}
+	}
+
+	printReport(os.Stdout, sc, flavors, results)
+	if missed := results[0]["watch missed events"]; missed > 0 {
+		return fmt.Errorf("tower dropped %.0f watch events", missed)
+	}
+	return nil
+}
+
+func haveReference(binDir string) bool {
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		info, err := os.Stat(filepath.Join(binDir, name))
+		if err != nil || info.Mode()&0o111 == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func printReport(out io.Writer, sc scale, flavors []flavor, results []measurement) {
+	fmt.Fprintf(out, "\n%d ConfigMaps (~1 KiB), %d concurrent writers, %d LIST runs, %d watchers x %d events every %s; etcd with --unsafe-no-fsync; %s\n\n",
+		sc.objects, sc.writers, sc.listRuns, sc.watchers, sc.watchEvents, sc.watchInterval, time.Now().Format(time.DateTime))
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := "metric\t"
+	for _, f := range flavors {
+		header += f.name + "\t"
+	}
+	if len(flavors) == 2 {
+		header += "ratio\t"
+	}
+	fmt.Fprintln(w, header)
+	for _, r := range rows {
+		line := r.metric + "\t"
+		for _, res := range results {
+			line += formatValue(res[r.metric]) + "\t"
+		}
+		if len(results) == 2 {
+			line += formatRatio(results[0][r.metric], results[1][r.metric], r.higherIsBetter) + "\t"
+		}
+		fmt.Fprintln(w, line)
+	}
+	w.Flush()
+	if len(flavors) == 2 {
+		fmt.Fprintln(out, "\nratio = tower / kube-apiserver; (+) marks where Tower does better.")
+	}
+}
+
+func formatValue(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.4f", v)
+	}
+}
+
+func formatRatio(tower, reference float64, higherIsBetter bool) string {
+	if reference == 0 {
+		if tower == 0 {
+			return "="
+		}
+		return "-"
+	}
+	ratio := tower / reference
+	better := (higherIsBetter && ratio > 1) || (!higherIsBetter && ratio < 1)
+	if better {
+		return fmt.Sprintf("%.2f (+)", ratio)
+	}
+	return fmt.Sprintf("%.2f", ratio)
+}

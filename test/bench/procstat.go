@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicksPerSecond is USER_HZ, the unit of utime/stime in /proc/<pid>/stat;
+// it is 100 on every Linux architecture Go supports.
+const clockTicksPerSecond = 100
+
+// cpuTime returns the user+system CPU time a process has used so far,
+// summed over its threads.
+func cpuTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading stat of pid %d: %w", pid, err)
+	}
+	// The command name (field 2) may contain spaces; fields after it are
+	// counted from the closing parenthesis.
+	rest := string(data)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	fields := strings.Fields(rest)
+	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+	const utimeIndex, stimeIndex = 14 - 3, 15 - 3
+	if len(fields) <= stimeIndex {
+		return 0, fmt.Errorf("stat of pid %d has only %d fields", pid, len(fields))
+	}
+	var ticks int64
+	for _, i := range []int{utimeIndex, stimeIndex} {
+		n, err := strconv.ParseInt(fields[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parsing stat field %d of pid %d: %w", i+3, pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicksPerSecond, nil
+}
+
+// peakRSS returns a process's high-water resident set size (VmHWM) in bytes.
+func peakRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading status of pid %d: %w", pid, err)
+	}
+	defer f.Close()
+	scanner := bufio.NewScanner(f)
+	for scanner.Scan() {
+		value, found := strings.CutPrefix(scanner.Text(), "VmHWM:")
+		if !found {
+			continue
+		}
+		fields := strings.Fields(value)
+		if len(fields) != 2 || fields[1] != "kB" {
+			return 0, fmt.Errorf("unexpected VmHWM line %q", scanner.Text())
+		}
+		kb, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parsing VmHWM of pid %d: %w", pid, err)
+		}
+		return kb * 1024, nil
+	}
+	if err := scanner.Err(); err != nil {
+		return 0, fmt.Errorf("reading status of pid %d: %w", pid, err)
+	}
+	return 0, fmt.Errorf("no VmHWM in status of pid %d", pid)
+}

@@ -1,0 +1,59 @@
+package framework
+
+import (
+	"fmt"
+	"os"
+
+	"tower.dev/tower/apiserver/pki"
+)
+
+// credentials are the files a control plane and its admin client need.
+type credentials struct {
+	caCert                  string
+	servingCert, servingKey string
+	adminCert, adminKey     string
+}
+
+// loopbackHosts are the names the serving certificate must cover for
+// clients that dial the loopback listener.
+var loopbackHosts = []string{"127.0.0.1", "::1", "localhost"}
+
+// createCredentials makes a CA in dir, a serving certificate for loopback
+// and an admin client certificate.
+func createCredentials(dir string) (credentials, error) {
+	ca, err := pki.LoadOrCreateCA(dir)
+	if err != nil {
+		return credentials{}, fmt.Errorf("creating CA: %w", err)
+	}
+	servingCert, servingKey, err := ca.EnsureServingCert(dir, "apiserver", loopbackHosts)
+	if err != nil {
+		return credentials{}, fmt.Errorf("creating serving certificate: %w", err)
+	}
+	adminCert, adminKey, err := ca.EnsureClientCert(dir, "admin", AdminUser, []string{AdminGroup})
+	if err != nil {
+		return credentials{}, fmt.Errorf("creating admin client certificate: %w", err)
+	}
+	return credentials{
+		caCert:      ca.CertFile,
+		servingCert: servingCert,
+		servingKey:  servingKey,
+		adminCert:   adminCert,
+		adminKey:    adminKey,
+	}, nil
+}
+
+// writeAdminKubeconfig writes a self-contained kubeconfig for the admin.
+func writeAdminKubeconfig(path, host string, creds credentials) error {
+	var pems [3][]byte
+	for i, file := range []string{creds.caCert, creds.adminCert, creds.adminKey} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("reading %s for the kubeconfig: %w", file, err)
+		}
+		pems[i] = data
+	}
+	if err := pki.WriteKubeconfig(path, host, pems[0], pems[1], pems[2], AdminUser, "tower"); err != nil {
+		return fmt.Errorf("writing admin kubeconfig: %w", err)
+	}
+	return nil
+}
