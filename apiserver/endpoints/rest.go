@@ -1,0 +1,371 @@
+package endpoints
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"tower.dev/tower/apiserver/admission"
+	"tower.dev/tower/apiserver/registry"
+	"tower.dev/tower/apiserver/storage"
+)
+
+// Scope is what every resource handler shares.
+type Scope struct {
+	Codecs serializer.CodecFactory
+	// MaxBodyBytes: larger request bodies are refused with 413.
+	MaxBodyBytes int64
+	// MinRequestTimeout: watches without timeoutSeconds last between this
+	// and twice this, as in kube-apiserver.
+	MinRequestTimeout time.Duration
+	Admission         admission.Interface
+}
+
+// Endpoint serves one resource backed by one store.
+type Endpoint struct {
+	Resource *registry.Resource
+	Store    storage.Interface
+	// KeyPrefix is the resource's etcd key prefix with the server's
+	// --etcd-prefix applied ("/registry/pods").
+	KeyPrefix string
+}
+
+// Handler serves every resource request.
+type Handler struct {
+	scope     *Scope
+	endpoints map[schema.GroupVersionResource]*Endpoint
+}
+
+// NewHandler builds the resource handler.
+func NewHandler(scope *Scope, endpoints []*Endpoint) *Handler {
+	h := &Handler{scope: scope, endpoints: map[schema.GroupVersionResource]*Endpoint{}}
+	for _, e := range endpoints {
+		h.endpoints[e.Resource.GroupVersionResource] = e
+	}
+	return h
+}
+
+// request carries what every verb needs.
+type request struct {
+	*Endpoint
+	scope *Scope
+	info  *RequestInfo
+	w     http.ResponseWriter
+	r     *http.Request
+}
+
+func (q *request) gr() schema.GroupResource { return q.Resource.GroupResource() }
+
+func (q *request) fail(err error) { writeError(q.w, q.r, q.scope.Codecs, err) }
+
+func (q *request) respond(ctx context.Context, code int, obj runtime.Object) {
+	out, err := negotiateOutput(q.r, q.scope.Codecs)
+	if err != nil {
+		q.fail(err)
+		return
+	}
+	setKind(obj, q.Resource)
+	writeObject(ctx, q.w, q.r, q.scope.Codecs, out, code, obj)
+}
+
+// ServeHTTP dispatches a resource request to its verb. It answers 404 for
+// resources that are not served.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info, ok := ParseRequestInfo(r)
+	if !ok {
+		writeError(w, r, h.scope.Codecs, apierrors.NewNotFound(schema.GroupResource{}, ""))
+		return
+	}
+	h.Serve(w, r, info)
+}
+
+// Serve handles a request whose RequestInfo was already parsed.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
+	endpoint, ok := h.endpoints[info.GroupVersion.WithResource(info.Resource)]
+	if !ok {
+		writeError(w, r, h.scope.Codecs, newStatusError(http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource"))
+		return
+	}
+	q := &request{Endpoint: endpoint, scope: h.scope, info: info, w: w, r: r}
+	res := endpoint.Resource
+	if info.Namespace != "" && !res.Namespaced && info.Resource != "namespaces" {
+		q.fail(newStatusError(http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource"))
+		return
+	}
+	if info.Subresource != "" && !q.servesSubresource(info.Subresource) {
+		q.fail(newStatusError(http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource"))
+		return
+	}
+	ctx := r.Context()
+	switch info.Verb {
+	case "get":
+		q.get(ctx)
+	case "list":
+		q.list(ctx)
+	case "watch":
+		q.watch(ctx)
+	case "create":
+		q.create(ctx)
+	case "update":
+		q.update(ctx)
+	case "patch":
+		q.patch(ctx)
+	case "delete":
+		q.delete(ctx)
+	case "deletecollection":
+		q.deleteCollection(ctx)
+	default:
+		q.fail(apierrors.NewMethodNotSupported(q.gr(), info.Verb))
+	}
+}
+
+func (q *request) servesSubresource(name string) bool {
+	switch name {
+	case "status":
+		return q.Resource.Status != nil
+	case "finalize":
+		return q.Resource.Resource == "namespaces"
+	}
+	return false
+}
+
+// objectNamespace is the namespace part of the object's key.
+func (q *request) objectNamespace() string {
+	if q.Resource.Namespaced {
+		return q.info.Namespace
+	}
+	return ""
+}
+
+func (q *request) key(name string) string {
+	if ns := q.objectNamespace(); ns != "" {
+		return q.KeyPrefix + "/" + ns + "/" + name
+	}
+	return q.KeyPrefix + "/" + name
+}
+
+func (q *request) listKey() string {
+	if ns := q.objectNamespace(); ns != "" {
+		return q.KeyPrefix + "/" + ns + "/"
+	}
+	return q.KeyPrefix + "/"
+}
+
+func (q *request) get(ctx context.Context) {
+	opts := metav1.GetOptions{}
+	if err := metav1.ParameterCodec.DecodeParameters(q.r.URL.Query(), metav1.SchemeGroupVersion, &opts); err != nil {
+		q.fail(apierrors.NewBadRequest(err.Error()))
+		return
+	}
+	obj := q.Resource.New()
+	if err := q.Store.Get(ctx, q.key(q.info.Name), storage.GetOptions{ResourceVersion: opts.ResourceVersion}, obj); err != nil {
+		q.fail(apiError(err, q.gr(), q.info.Name))
+		return
+	}
+	q.respond(ctx, http.StatusOK, obj)
+}
+
+func (q *request) list(ctx context.Context) {
+	opts, pred, err := q.listOptions()
+	if err != nil {
+		q.fail(err)
+		return
+	}
+	list := q.Resource.NewList()
+	err = q.Store.GetList(ctx, q.listKey(), storage.ListOptions{
+		ResourceVersion:      opts.ResourceVersion,
+		ResourceVersionMatch: opts.ResourceVersionMatch,
+		Predicate:            pred,
+		Recursive:            true,
+	}, list)
+	if err != nil {
+		if storage.CodeOf(err) == storage.ErrCodeResourceVersionTooOld && opts.Continue != "" {
+			q.fail(expiredContinue(err))
+			return
+		}
+		q.fail(apiError(err, q.gr(), ""))
+		return
+	}
+	q.respond(ctx, http.StatusOK, list)
+}
+
+// expiredContinue is kube-apiserver's 410 for a continue token whose
+// snapshot was compacted, telling the client how to restart.
+func expiredContinue(err error) error {
+	return apierrors.NewResourceExpired(fmt.Sprintf("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter. (%v)", err))
+}
+
+// listOptions decodes and checks list/watch query parameters.
+func (q *request) listOptions() (*metav1.ListOptions, storage.SelectionPredicate, error) {
+	opts := &metav1.ListOptions{}
+	if err := metav1.ParameterCodec.DecodeParameters(q.r.URL.Query(), metav1.SchemeGroupVersion, opts); err != nil {
+		return nil, storage.SelectionPredicate{}, apierrors.NewBadRequest(err.Error())
+	}
+	if errs := validateListOptions(opts, q.info.Verb == "watch"); len(errs) > 0 {
+		return nil, storage.SelectionPredicate{}, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "ListOptions"}, "", errs)
+	}
+	pred, err := selectionPredicate(opts, q.Resource)
+	if err != nil {
+		return nil, storage.SelectionPredicate{}, err
+	}
+	return opts, pred, nil
+}
+
+// validateListOptions enforces the combinations kube-apiserver refuses.
+func validateListOptions(opts *metav1.ListOptions, isWatch bool) field.ErrorList {
+	var errs field.ErrorList
+	if opts.ResourceVersionMatch != "" {
+		if isWatch {
+			if opts.ResourceVersionMatch != metav1.ResourceVersionMatchNotOlderThan || opts.SendInitialEvents == nil {
+				errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"))
+			}
+		} else {
+			switch opts.ResourceVersionMatch {
+			case metav1.ResourceVersionMatchExact, metav1.ResourceVersionMatchNotOlderThan:
+			default:
+				errs = append(errs, field.NotSupported(field.NewPath("resourceVersionMatch"), opts.ResourceVersionMatch,
+					[]string{string(metav1.ResourceVersionMatchExact), string(metav1.ResourceVersionMatchNotOlderThan), ""}))
+			}
+			if opts.ResourceVersion == "" {
+				errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden unless resourceVersion is provided"))
+			}
+			if opts.Continue != "" {
+				errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch is forbidden when continue is provided"))
+			}
+			if opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact && opts.ResourceVersion == "0" {
+				errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""))
+			}
+		}
+	}
+	if opts.SendInitialEvents != nil {
+		if !isWatch {
+			errs = append(errs, field.Forbidden(field.NewPath("sendInitialEvents"), "sendInitialEvents is forbidden for list"))
+		} else {
+			if opts.ResourceVersionMatch != metav1.ResourceVersionMatchNotOlderThan {
+				errs = append(errs, field.Forbidden(field.NewPath("resourceVersionMatch"), "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"))
+			}
+			if !opts.AllowWatchBookmarks {
+				errs = append(errs, field.Forbidden(field.NewPath("allowWatchBookmarks"), "sendInitialEvents requires setting allowWatchBookmarks to true"))
+			}
+		}
+	}
+	if opts.Continue != "" && opts.ResourceVersion != "" && opts.ResourceVersion != "0" {
+		errs = append(errs, field.Forbidden(field.NewPath("resourceVersion"), "specifying resource version is not allowed when using continue"))
+	}
+	return errs
+}
+
+// decodeBody reads and decodes a request body into a new object of the
+// resource's type, honouring fieldValidation for unknown and duplicate
+// fields.
+func (q *request) decodeBody(validation string) (runtime.Object, []string, error) {
+	body, err := q.readBody()
+	if err != nil {
+		return nil, nil, err
+	}
+	return q.decode(body, validation)
+}
+
+func (q *request) readBody() ([]byte, error) {
+	limit := q.scope.MaxBodyBytes
+	body, err := io.ReadAll(io.LimitReader(q.r.Body, limit+1))
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("read request body: %v", err))
+	}
+	if int64(len(body)) > limit {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", limit))
+	}
+	return body, nil
+}
+
+func (q *request) decode(body []byte, validation string) (runtime.Object, []string, error) {
+	info, err := negotiateInput(q.r, q.scope.Codecs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return q.decodeWith(info, body, validation)
+}
+
+func (q *request) decodeWith(info runtime.SerializerInfo, body []byte, validation string) (runtime.Object, []string, error) {
+	gvk := q.Resource.GroupVersionKind()
+	into := q.Resource.New()
+	decoder := info.Serializer
+	if info.StrictSerializer != nil && validation != metav1.FieldValidationIgnore {
+		decoder = info.StrictSerializer
+	}
+	obj, actual, err := decoder.Decode(body, &gvk, into)
+	var warnings []string
+	if err != nil {
+		if !runtime.IsStrictDecodingError(err) || obj == nil {
+			return nil, nil, apierrors.NewBadRequest(decodeErrorMessage(err, gvk, actual))
+		}
+		if validation == metav1.FieldValidationStrict {
+			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+		}
+		if strictErr, ok := runtime.AsStrictDecodingError(err); ok {
+			for _, e := range strictErr.Errors() {
+				warnings = append(warnings, e.Error())
+			}
+		}
+	}
+	if obj != into {
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v", gvk.Kind, actual))
+	}
+	if actual != nil && (actual.Kind != gvk.Kind || actual.GroupVersion() != gvk.GroupVersion()) {
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", actual.GroupVersion(), gvk.GroupVersion()))
+	}
+	return obj, warnings, nil
+}
+
+func decodeErrorMessage(err error, gvk schema.GroupVersionKind, actual *schema.GroupVersionKind) string {
+	if actual != nil && actual.Kind != "" && actual.Kind != gvk.Kind {
+		return fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v", gvk.Kind, err)
+	}
+	return fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err)
+}
+
+// fieldValidation reads the fieldValidation parameter; kube-apiserver's
+// default is Warn.
+func fieldValidation(r *http.Request) (string, error) {
+	v := r.URL.Query().Get("fieldValidation")
+	switch v {
+	case "":
+		return metav1.FieldValidationWarn, nil
+	case metav1.FieldValidationIgnore, metav1.FieldValidationWarn, metav1.FieldValidationStrict:
+		return v, nil
+	}
+	return "", apierrors.NewBadRequest(fmt.Sprintf("fieldValidation parameter unsupported: %q. Supported values are: %s, %s, %s",
+		v, metav1.FieldValidationIgnore, metav1.FieldValidationWarn, metav1.FieldValidationStrict))
+}
+
+// addWarnings sends warnings to the client as kube-apiserver does.
+func addWarnings(w http.ResponseWriter, warnings []string) {
+	for _, warning := range warnings {
+		w.Header().Add("Warning", fmt.Sprintf("299 - %q", warning))
+	}
+}
+
+// setKind fills apiVersion and kind on an object or list about to be sent.
+func setKind(obj runtime.Object, res *registry.Resource) {
+	switch obj.(type) {
+	case *metav1.Status, *metav1.Table, *metav1.PartialObjectMetadata, *metav1.PartialObjectMetadataList:
+		return
+	}
+	gvk := res.GroupVersionKind()
+	if meta.IsListType(obj) {
+		gvk.Kind += "List"
+	}
+	if obj.GetObjectKind().GroupVersionKind() != gvk {
+		obj.GetObjectKind().SetGroupVersionKind(gvk)
+	}
+}

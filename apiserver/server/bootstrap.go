@@ -1,0 +1,89 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/uuid"
+
+	"tower.dev/tower/apiserver/admission"
+	"tower.dev/tower/apiserver/endpoints"
+	"tower.dev/tower/apiserver/storage"
+)
+
+// systemNamespaces exist on every cluster from the first start.
+var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
+
+// bootstrap creates what kube-apiserver guarantees at start: the system
+// namespaces and the default/kubernetes service.
+func (a *api) bootstrap(ctx context.Context) error {
+	namespaces := a.byGVR[corev1.SchemeGroupVersion.WithResource("namespaces")]
+	for _, name := range systemNamespaces {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if err := a.ensure(ctx, namespaces, ns); err != nil {
+			return err
+		}
+	}
+	services := a.byGVR[corev1.SchemeGroupVersion.WithResource("services")]
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      "kubernetes",
+			Namespace: metav1.NamespaceDefault,
+			Labels:    map[string]string{"component": "apiserver", "provider": "kubernetes"},
+		},
+		Spec: corev1.ServiceSpec{
+			Type:      corev1.ServiceTypeClusterIP,
+			ClusterIP: a.services.KubernetesServiceIP().String(),
+			Ports: []corev1.ServicePort{{
+				Name: "https", Protocol: corev1.ProtocolTCP, Port: 443,
+				TargetPort: intstr.FromInt32(int32(a.options.SecurePort)),
+			}},
+		},
+	}
+	svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
+	return a.ensure(ctx, services, svc)
+}
+
+// ensure creates obj through the resource's strategy unless it exists.
+func (a *api) ensure(ctx context.Context, e *endpoints.Endpoint, obj runtime.Object) error {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
+	}
+	e.Resource.Strategy.Default(obj)
+	m.SetUID(uuid.NewUUID())
+	m.SetCreationTimestamp(metav1.Now())
+	e.Resource.Strategy.PrepareForCreate(ctx, obj)
+	key := e.KeyPrefix + "/" + m.GetName()
+	if ns := m.GetNamespace(); ns != "" {
+		key = e.KeyPrefix + "/" + ns + "/" + m.GetName()
+	}
+	err = e.Store.Create(ctx, key, obj, e.Resource.New())
+	if err != nil && !storage.IsExists(err) {
+		return fmt.Errorf("create %s %s: %w", e.Resource.Resource, m.GetName(), err)
+	}
+	return nil
+}
+
+// admission is the admission chain in kube-apiserver's order.
+func (a *api) admission() admission.Interface {
+	namespaces := a.byGVR[corev1.SchemeGroupVersion.WithResource("namespaces")]
+	return admission.Chain{
+		&admission.NamespaceLifecycle{Namespaces: namespaces.Store, KeyPrefix: namespaces.KeyPrefix},
+		a.services,
+	}
+}
+
+func newServiceAllocator(o *Options, services *endpoints.Endpoint) (*admission.ServiceAllocator, error) {
+	cidr, err := netip.ParsePrefix(o.ServiceClusterIPRange)
+	if err != nil {
+		return nil, fmt.Errorf("--service-cluster-ip-range %q: %w", o.ServiceClusterIPRange, err)
+	}
+	return &admission.ServiceAllocator{Services: services.Store, KeyPrefix: services.KeyPrefix, Range: cidr.Masked()}, nil
+}

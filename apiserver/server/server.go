@@ -1,0 +1,232 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	"tower.dev/tower/apiserver/admission"
+	"tower.dev/tower/apiserver/discovery"
+	"tower.dev/tower/apiserver/endpoints"
+	"tower.dev/tower/apiserver/pki"
+	"tower.dev/tower/apiserver/registry"
+	"tower.dev/tower/apiserver/storage"
+	"tower.dev/tower/apiserver/storage/cacher"
+)
+
+// shutdownTimeout bounds how long in-flight requests may take to finish
+// once the server is asked to stop.
+const shutdownTimeout = 10 * time.Second
+
+// Run serves the API until ctx is cancelled, then shuts down cleanly.
+func Run(ctx context.Context, o *Options) error {
+	log := logr.FromContextOrDiscard(ctx).WithName("apiserver")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	tlsConfig, err := o.tlsConfig()
+	if err != nil {
+		return err
+	}
+	client, err := storage.NewClient(ctx, storage.ClientConfig{
+		Endpoints: o.EtcdServers, CAFile: o.EtcdCAFile, CertFile: o.EtcdCertFile, KeyFile: o.EtcdKeyFile,
+	})
+	if err != nil {
+		return fmt.Errorf("connect to etcd %v: %w", o.EtcdServers, err)
+	}
+	defer client.Close()
+
+	api, err := newAPI(ctx, o, client)
+	if err != nil {
+		return err
+	}
+	if o.EtcdCompactionInterval > 0 {
+		storage.StartCompactor(ctx, client, o.EtcdCompactionInterval)
+	}
+	if err := api.bootstrap(ctx); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+
+	listener := o.Listener
+	if listener == nil {
+		addr := net.JoinHostPort(o.BindAddress, strconv.Itoa(o.SecurePort))
+		if listener, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+	}
+	requestCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	srv := &http.Server{
+		Handler:           api.handler(),
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 30 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		BaseContext:       func(net.Listener) context.Context { return requestCtx },
+		ErrorLog:          nil,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeTLS(listener, "", "") }()
+	log.Info("serving", "address", listener.Addr().String())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancelShutdown()
+	// Watches last for minutes: end them so Shutdown need not wait.
+	cancelRequests()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// tlsConfig loads the serving certificate (or makes a self-signed one in
+// CertDir) and the client CA.
+func (o *Options) tlsConfig() (*tls.Config, error) {
+	certFile, keyFile := o.TLSCertFile, o.TLSPrivateKeyFile
+	if certFile == "" || keyFile == "" {
+		ca, err := pki.LoadOrCreateCA(o.CertDir)
+		if err != nil {
+			return nil, fmt.Errorf("self-signed serving CA in %s: %w", o.CertDir, err)
+		}
+		hosts := []string{o.BindAddress}
+		if hostname, err := os.Hostname(); err == nil {
+			hosts = append(hosts, hostname)
+		}
+		if certFile, keyFile, err = ca.EnsureServingCert(o.CertDir, "apiserver", hosts); err != nil {
+			return nil, fmt.Errorf("self-signed serving certificate in %s: %w", o.CertDir, err)
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load serving certificate %s: %w", certFile, err)
+	}
+	config := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+		ClientAuth:   tls.RequestClientCert,
+	}
+	if o.ClientCAFile != "" {
+		pem, err := os.ReadFile(filepath.Clean(o.ClientCAFile))
+		if err != nil {
+			return nil, fmt.Errorf("read client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s holds no certificates", o.ClientCAFile)
+		}
+		config.ClientCAs = pool
+		config.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return config, nil
+}
+
+// api is the assembled server: codecs, stores and handlers.
+type api struct {
+	options   *Options
+	codecs    serializer.CodecFactory
+	catalog   *registry.Catalog
+	endpoints []*endpoints.Endpoint
+	byGVR     map[schema.GroupVersionResource]*endpoints.Endpoint
+	discovery *discovery.Documents
+	metrics   *metrics
+	etcd      *clientv3.Client
+	services  *admission.ServiceAllocator
+}
+
+// NewScheme registers every built-in type Tower serves plus the meta types
+// (Status, Table, WatchEvent, options) in each group version.
+func NewScheme() (*runtime.Scheme, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("register built-in types: %w", err)
+	}
+	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("register meta types: %w", err)
+	}
+	return scheme, nil
+}
+
+func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, error) {
+	scheme, err := NewScheme()
+	if err != nil {
+		return nil, err
+	}
+	a := &api{
+		options: o,
+		codecs:  serializer.NewCodecFactory(scheme, serializer.EnableStrict),
+		catalog: registry.Builtins(),
+		byGVR:   map[schema.GroupVersionResource]*endpoints.Endpoint{},
+		metrics: newMetrics(),
+		etcd:    client,
+	}
+	stores := map[string]storage.Interface{}
+	for _, res := range a.catalog.Resources() {
+		owner := res
+		if res.StoredAs != nil {
+			owner = res.StoredAs.Resource
+		}
+		store, ok := stores[owner.StoragePrefix]
+		if !ok {
+			if store, err = a.newStore(ctx, scheme, owner); err != nil {
+				return nil, err
+			}
+			stores[owner.StoragePrefix] = store
+		}
+		if res.StoredAs != nil {
+			store = newViewStore(store, res)
+		}
+		e := &endpoints.Endpoint{Resource: res, Store: store, KeyPrefix: a.keyPrefix(owner)}
+		a.endpoints = append(a.endpoints, e)
+		a.byGVR[res.GroupVersionResource] = e
+	}
+	a.discovery = discovery.New(a.catalog)
+	if a.services, err = newServiceAllocator(o, a.byGVR[corev1.SchemeGroupVersion.WithResource("services")]); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// newStore builds the etcd store of one resource and, unless disabled, the
+// watch cache in front of it.
+func (a *api) newStore(ctx context.Context, scheme *runtime.Scheme, res *registry.Resource) (storage.Interface, error) {
+	codec := newStorageCodec(scheme, res.GroupVersionKind())
+	prefix := a.keyPrefix(res)
+	etcdStore := storage.NewEtcdStore(a.etcd, codec, res.New, res.NewList, prefix)
+	if !a.options.WatchCache {
+		return etcdStore, nil
+	}
+	cached, err := cacher.New(ctx, etcdStore, a.etcd, prefix, res.New, res.NewList)
+	if err != nil {
+		return nil, fmt.Errorf("watch cache for %s: %w", res.GroupResource(), err)
+	}
+	return cached, nil
+}
+
+// keyPrefix places a resource's upstream key layout under --etcd-prefix.
+func (a *api) keyPrefix(res *registry.Resource) string {
+	return strings.TrimSuffix(a.options.EtcdPrefix, "/") + strings.TrimPrefix(res.StoragePrefix, "/registry")
+}
