@@ -35,7 +35,7 @@ type kubeAPIServerFlags struct {
 	EnableAdmissionPlugins       []string
 	DisableAdmissionPlugins      []string
 	EnablePriorityAndFairness    bool
-	FeatureGates                 cliflag.MapStringBool
+	FeatureGates                 map[string]bool
 	Profiling                    bool
 	RuntimeConfig                cliflag.ConfigurationMap
 	ServiceAccountIssuers        []string
@@ -49,7 +49,6 @@ func newKubeAPIServerFlags() *kubeAPIServerFlags {
 		AnonymousAuth:             true,
 		AuthorizationModes:        []string{"AlwaysAllow"},
 		EnablePriorityAndFairness: true,
-		FeatureGates:              cliflag.MapStringBool{},
 		Profiling:                 true,
 		RuntimeConfig:             cliflag.ConfigurationMap{},
 	}
@@ -66,7 +65,7 @@ func (f *kubeAPIServerFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.EnableAdmissionPlugins, "enable-admission-plugins", f.EnableAdmissionPlugins, "admission plugins that should be enabled in addition to default enabled ones.")
 	fs.StringSliceVar(&f.DisableAdmissionPlugins, "disable-admission-plugins", f.DisableAdmissionPlugins, "admission plugins that should be disabled although they are in the default enabled plugins list.")
 	fs.BoolVar(&f.EnablePriorityAndFairness, "enable-priority-and-fairness", f.EnablePriorityAndFairness, "If true, replace the max-in-flight handler with an enhanced one that queues and dispatches with priority and fairness.")
-	fs.Var(&f.FeatureGates, "feature-gates", "A set of key=value pairs that describe feature gates for alpha/experimental features.")
+	fs.Var(cliflag.NewMapStringBool(&f.FeatureGates), "feature-gates", "A set of key=value pairs that describe feature gates for alpha/experimental features.")
 	fs.BoolVar(&f.Profiling, "profiling", f.Profiling, "Enable profiling via web interface host:port/debug/pprof/.")
 	fs.Var(&f.RuntimeConfig, "runtime-config", "A set of key=value pairs that enable or disable built-in APIs.")
 	fs.StringArrayVar(&f.ServiceAccountIssuers, "service-account-issuer", f.ServiceAccountIssuers, "Identifier of the service account token issuer. May be given multiple times.")

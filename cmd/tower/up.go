@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -57,7 +58,7 @@ stopped (objects and certificates are kept).`,
 			ctx, stop := signalContext(cmd.Context())
 			defer stop()
 			ctx = logr.NewContext(ctx, klog.Background())
-			return runUp(ctx, o, cmd.OutOrStdout())
+			return runUp(ctx, o, programName(), cmd.OutOrStdout())
 		},
 	}
 	fs := cmd.Flags()
@@ -68,7 +69,9 @@ stopped (objects and certificates are kept).`,
 	return cmd
 }
 
-func runUp(ctx context.Context, o *upOptions, out io.Writer) error {
+// runUp runs the cluster until ctx ends; program is how the greeting tells
+// the user to invoke tower.
+func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) error {
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return fmt.Errorf("resolving --data-dir: %w", err)
@@ -109,7 +112,7 @@ func runUp(ctx context.Context, o *upOptions, out io.Writer) error {
 		if err := waitReady(ctx, kubeconfig); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "Tower is up. Use:\n  tower kubectl --kubeconfig %s get namespaces\nor:\n  export KUBECONFIG=%s\n", kubeconfig, kubeconfig)
+		fmt.Fprintf(out, "Tower is up. Use:\n  %s kubectl --kubeconfig %s get namespaces\nor:\n  export KUBECONFIG=%s\n", program, kubeconfig, kubeconfig)
 		return nil
 	}
 	return runAPIServer(ctx, opts, filepath.Join(dataDir, "etcd"), onReady)
@@ -128,6 +131,15 @@ func writeAdminKubeconfig(path, serverURL string, ca *pki.CA, certFile, keyFile 
 		return fmt.Errorf("writing admin kubeconfig: %w", err)
 	}
 	return nil
+}
+
+// programName is how the user invoked tower, when given as a path (as
+// `make run` does with bin/tower), so the printed commands work as typed.
+func programName() string {
+	if strings.Contains(os.Args[0], "/") {
+		return os.Args[0]
+	}
+	return "tower"
 }
 
 // servingHosts are the names, beyond pki's defaults, the serving
