@@ -232,6 +232,10 @@ func (statefulSetStrategy) Default(obj runtime.Object) {
 		if us.RollingUpdate.Partition == nil {
 			us.RollingUpdate.Partition = ptr.To[int32](0)
 		}
+		// MaxUnavailableStatefulSet is on by default since 1.35.
+		if us.RollingUpdate.MaxUnavailable == nil {
+			us.RollingUpdate.MaxUnavailable = intOrInt(1)
+		}
 	}
 	if ss.Spec.RevisionHistoryLimit == nil {
 		ss.Spec.RevisionHistoryLimit = ptr.To(defaultRevisionHistory)

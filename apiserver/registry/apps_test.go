@@ -67,6 +67,7 @@ func TestWorkloadDefaults(t *testing.T) {
 		{"sts podManagementPolicy", ss.Spec.PodManagementPolicy, appsv1.OrderedReadyPodManagement},
 		{"sts updateStrategy", ss.Spec.UpdateStrategy.Type, appsv1.RollingUpdateStatefulSetStrategyType},
 		{"sts partition", *ss.Spec.UpdateStrategy.RollingUpdate.Partition, int32(0)},
+		{"sts maxUnavailable", ss.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable.String(), "1"},
 		{"sts revisionHistoryLimit", *ss.Spec.RevisionHistoryLimit, int32(10)},
 		{"sts pvc retention", ss.Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted, appsv1.RetainPersistentVolumeClaimRetentionPolicyType},
 		{"sts pvc volumeMode", *ss.Spec.VolumeClaimTemplates[0].Spec.VolumeMode, corev1.PersistentVolumeFilesystem},

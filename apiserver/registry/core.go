@@ -363,9 +363,7 @@ func (s endpointsStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.
 // through nodes/status. podCIDRs and providerID are set once.
 type nodeStrategy struct{ objectStrategy }
 
-func newNodeStrategy() nodeStrategy {
-	return nodeStrategy{objectStrategy{keepsStatusOnCreate: true}}
-}
+func newNodeStrategy() nodeStrategy { return nodeStrategy{objectStrategy{}} }
 
 func (nodeStrategy) Default(obj runtime.Object) {
 	node := obj.(*corev1.Node)
@@ -374,6 +372,7 @@ func (nodeStrategy) Default(obj runtime.Object) {
 	}
 }
 
+// PrepareForCreate keeps status: the node agent registers with it.
 func (nodeStrategy) PrepareForCreate(context.Context, runtime.Object) {}
 
 func (nodeStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {

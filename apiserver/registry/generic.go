@@ -21,8 +21,6 @@ type objectStrategy struct {
 	namespaced bool
 	// tracksGeneration: metadata.generation starts at 1 and moves with spec.
 	tracksGeneration bool
-	// keepsStatusOnCreate: a create may set status (nodes, namespaces).
-	keepsStatusOnCreate bool
 	// nameFn validates metadata.name; DNS-1123 subdomain when nil.
 	nameFn apimachineryvalidation.ValidateNameFunc
 }
@@ -36,9 +34,7 @@ func namespacedStrategy(tracksGeneration bool) objectStrategy {
 func (s objectStrategy) Default(runtime.Object) {}
 
 func (s objectStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
-	if !s.keepsStatusOnCreate {
-		resetField(obj, "Status")
-	}
+	resetField(obj, "Status")
 	if s.tracksGeneration {
 		if m, err := meta.Accessor(obj); err == nil {
 			m.SetGeneration(1)
