@@ -151,7 +151,11 @@ func (s *etcdStore) Create(ctx context.Context, key string, obj, out runtime.Obj
 	if err := s.checkKey(key); err != nil {
 		return err
 	}
-	if rev, err := ObjectResourceVersion(obj); err != nil || rev != 0 {
+	accessor, err := meta.Accessor(obj)
+	if err != nil {
+		return fmt.Errorf("object has no metadata: %w", err)
+	}
+	if accessor.GetResourceVersion() != "" {
 		return fmt.Errorf("resourceVersion should not be set on objects to be created")
 	}
 	data, err := s.encode(obj)
