@@ -1,6 +1,7 @@
 package openapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"k8s.io/kube-openapi/pkg/spec3"
 	"k8s.io/kube-openapi/pkg/util/proto"
 	"k8s.io/kube-openapi/pkg/validation/spec"
+	explainv2 "k8s.io/kubectl/pkg/explain/v2"
 
 	"tower.dev/tower/apiserver/registry"
 )
@@ -428,6 +430,26 @@ func TestServeHTTPClaimsOnlyOpenAPIPaths(t *testing.T) {
 		}
 		if claimed && rec.Code != tt.status {
 			t.Errorf("%s: status %d, want %d", tt.path, rec.Code, tt.status)
+		}
+	}
+}
+
+// kubectl explain renders from the v3 document of the resource's group
+// version.
+func TestExplainDeploymentContainers(t *testing.T) {
+	srv := newTestServer(t)
+	client, err := discovery.NewDiscoveryClientForConfig(restConfig(srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	if err := explainv2.PrintModelDescription([]string{"spec", "template", "spec", "containers"}, &out, client.OpenAPIV3(), deployments, false, 0, "plaintext"); err != nil {
+		t.Fatalf("explain: %v", err)
+	}
+	for _, want := range []string{"GROUP:      apps", "KIND:       Deployment", "VERSION:    v1", "FIELD: containers <[]Container>", "containers belonging to the pod", "image\t<string>"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("explain output lacks %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -108,21 +108,27 @@ func groupVersionService(gv schema.GroupVersion, resources []*registry.Resource,
 		discoveryRoute(root+"/", discoveryID, groupVersionTag(gv), "get available resources", model(&metav1.APIResourceList{})),
 	}}
 	for _, res := range resources {
-		routes, err := resourceRoutes(root, res, params)
+		m, err := builtinModels(res)
 		if err != nil {
 			return nil, fmt.Errorf("describe %s: %w", res.GroupVersionResource, err)
 		}
-		ws.routes = append(ws.routes, routes...)
+		ws.routes = append(ws.routes, resourceRoutes(root, res, m, params)...)
 	}
 	return ws, nil
 }
 
-// resourceModels names the object and list definitions of a resource.
-func resourceModels(res *registry.Resource) (object, list modelName, err error) {
+// models names the definitions a resource's operations refer to. Built-in
+// resources take them from their Go types; a custom resource would name the
+// definitions generated from its schema.
+type models struct {
+	object, list modelName
+}
+
+func builtinModels(res *registry.Resource) (models, error) {
 	if res.New == nil || res.NewList == nil {
-		return "", "", fmt.Errorf("no object or list constructor")
+		return models{}, fmt.Errorf("no object or list constructor")
 	}
-	return model(res.New()), model(res.NewList()), nil
+	return models{object: model(res.New()), list: model(res.NewList())}, nil
 }
 
 // resourceRoutes lists the operations kube-apiserver installs for one
@@ -130,11 +136,8 @@ func resourceModels(res *registry.Resource) (object, list modelName, err error) 
 // (read, replace, patch, delete), the status subresource, the cluster-wide
 // list of a namespaced resource and the deprecated watch paths, each only
 // for the verbs the resource serves.
-func resourceRoutes(root string, res *registry.Resource, params *parameterSets) ([]common.Route, error) {
-	object, list, err := resourceModels(res)
-	if err != nil {
-		return nil, err
-	}
+func resourceRoutes(root string, res *registry.Resource, m models, params *parameterSets) []common.Route {
+	object, list := m.object, m.list
 	gv := res.GroupVersion()
 	kind := res.Kind
 	gvk := map[string]interface{}{"group": gv.Group, "version": gv.Version, "kind": kind}
@@ -155,7 +158,7 @@ func resourceRoutes(root string, res *registry.Resource, params *parameterSets) 
 		scopeParams = append(scopeParams, namespaceParameter)
 	}
 	item := collection + "/{name}"
-	itemParams := append(slices.Clone(scopeParams), pathParameter("name", "name of the "+kind))
+	itemParams := slices.Concat(scopeParams, []common.Parameter{pathParameter("name", "name of the "+kind)})
 
 	op := func(method, path, action, verb, object, description string, params []common.Parameter) *route {
 		return &route{
@@ -165,77 +168,81 @@ func resourceRoutes(root string, res *registry.Resource, params *parameterSets) 
 			extensions: map[string]interface{}{extensionAction: action, extensionGVK: gvk},
 		}
 	}
-	ok := func(m modelName) response { return response{code: http.StatusOK, message: "OK", model: m} }
-	created := func(m modelName) response { return response{code: http.StatusCreated, message: "Created", model: m} }
-	accepted := func(m modelName) response { return response{code: http.StatusAccepted, message: "Accepted", model: m} }
-	with := func(base []common.Parameter, extra ...common.Parameter) []common.Parameter {
-		return append(slices.Clone(base), extra...)
+	okResponse := func(m modelName) common.StatusCodeResponse {
+		return response{code: http.StatusOK, message: "OK", model: m}
 	}
+	createdResponse := func(m modelName) common.StatusCodeResponse {
+		return response{code: http.StatusCreated, message: "Created", model: m}
+	}
+	acceptedResponse := func(m modelName) common.StatusCodeResponse {
+		return response{code: http.StatusAccepted, message: "Accepted", model: m}
+	}
+	requiredBody := []common.Parameter{bodyParameter(true)}
+	optionalBody := []common.Parameter{bodyParameter(false)}
+	clusterParams := []common.Parameter{prettyParameter}
 
 	var routes []common.Route
-	add := func(r *route, responses ...response) {
-		for _, resp := range responses {
-			r.responses = append(r.responses, resp)
-		}
+	add := func(r *route, responses ...common.StatusCodeResponse) {
+		r.responses = responses
 		routes = append(routes, r)
 	}
 
 	if verbs["list"] {
-		r := op(http.MethodGet, collection, "list", "list", scope+kind, "list or watch objects of kind "+kind, with(scopeParams, params.list...))
+		r := op(http.MethodGet, collection, "list", "list", scope+kind, "list or watch objects of kind "+kind, slices.Concat(scopeParams, params.list))
 		r.produces = watchMediaTypes
-		add(r, ok(list))
+		add(r, okResponse(list))
 		if res.Namespaced {
-			r := op(http.MethodGet, root+"/"+res.Resource, "list", "list", kind+"ForAllNamespaces", "list or watch objects of kind "+kind+" in all namespaces", with([]common.Parameter{prettyParameter}, params.list...))
+			r := op(http.MethodGet, root+"/"+res.Resource, "list", "list", kind+"ForAllNamespaces", "list or watch objects of kind "+kind+" in all namespaces", slices.Concat(clusterParams, params.list))
 			r.produces = watchMediaTypes
-			add(r, ok(list))
+			add(r, okResponse(list))
 		}
 	}
 	if verbs["create"] {
-		r := op(http.MethodPost, collection, "post", "create", scope+kind, "create a "+kind, with(scopeParams, append([]common.Parameter{bodyParameter(true)}, params.create...)...))
+		r := op(http.MethodPost, collection, "post", "create", scope+kind, "create a "+kind, slices.Concat(scopeParams, requiredBody, params.create))
 		r.body = object
-		add(r, ok(object), created(object), accepted(object))
+		add(r, okResponse(object), createdResponse(object), acceptedResponse(object))
 	}
 	if verbs["deletecollection"] {
-		r := op(http.MethodDelete, collection, "deletecollection", "delete", "Collection"+scope+kind, "delete a collection of "+kind, with(scopeParams, append([]common.Parameter{bodyParameter(false)}, params.deleteCollection...)...))
+		r := op(http.MethodDelete, collection, "deletecollection", "delete", "Collection"+scope+kind, "delete a collection of "+kind, slices.Concat(scopeParams, optionalBody, params.deleteCollection))
 		r.body = deleteModel
-		add(r, ok(statusModel))
+		add(r, okResponse(statusModel))
 	}
 	if verbs["get"] {
-		add(op(http.MethodGet, item, "get", "read", scope+kind, "read the specified "+kind, itemParams), ok(object))
+		add(op(http.MethodGet, item, "get", "read", scope+kind, "read the specified "+kind, itemParams), okResponse(object))
 	}
 	if verbs["update"] {
-		r := op(http.MethodPut, item, "put", "replace", scope+kind, "replace the specified "+kind, with(itemParams, append([]common.Parameter{bodyParameter(true)}, params.update...)...))
+		r := op(http.MethodPut, item, "put", "replace", scope+kind, "replace the specified "+kind, slices.Concat(itemParams, requiredBody, params.update))
 		r.body = object
-		add(r, ok(object), created(object))
+		add(r, okResponse(object), createdResponse(object))
 	}
 	if verbs["patch"] {
-		r := op(http.MethodPatch, item, "patch", "patch", scope+kind, "partially update the specified "+kind, with(itemParams, append([]common.Parameter{bodyParameter(true)}, params.patch...)...))
+		r := op(http.MethodPatch, item, "patch", "patch", scope+kind, "partially update the specified "+kind, slices.Concat(itemParams, requiredBody, params.patch))
 		r.body, r.consumes = patchModel, patchMediaTypes
-		add(r, ok(object), created(object))
+		add(r, okResponse(object), createdResponse(object))
 	}
 	if verbs["delete"] {
 		deleted := statusModel
 		if res.ReturnDeletedObject {
 			deleted = object
 		}
-		r := op(http.MethodDelete, item, "delete", "delete", scope+kind, "delete a "+kind, with(itemParams, append([]common.Parameter{bodyParameter(false)}, params.delete...)...))
+		r := op(http.MethodDelete, item, "delete", "delete", scope+kind, "delete a "+kind, slices.Concat(itemParams, optionalBody, params.delete))
 		r.body = deleteModel
-		add(r, ok(deleted), accepted(deleted))
+		add(r, okResponse(deleted), acceptedResponse(deleted))
 	}
 	if res.Status != nil {
 		status := item + "/status"
 		if verbs["get"] {
-			add(op(http.MethodGet, status, "get", "read", scope+kind+"Status", "read status of the specified "+kind, itemParams), ok(object))
+			add(op(http.MethodGet, status, "get", "read", scope+kind+"Status", "read status of the specified "+kind, itemParams), okResponse(object))
 		}
 		if verbs["update"] {
-			r := op(http.MethodPut, status, "put", "replace", scope+kind+"Status", "replace status of the specified "+kind, with(itemParams, append([]common.Parameter{bodyParameter(true)}, params.update...)...))
+			r := op(http.MethodPut, status, "put", "replace", scope+kind+"Status", "replace status of the specified "+kind, slices.Concat(itemParams, requiredBody, params.update))
 			r.body = object
-			add(r, ok(object), created(object))
+			add(r, okResponse(object), createdResponse(object))
 		}
 		if verbs["patch"] {
-			r := op(http.MethodPatch, status, "patch", "patch", scope+kind+"Status", "partially update status of the specified "+kind, with(itemParams, append([]common.Parameter{bodyParameter(true)}, params.patch...)...))
+			r := op(http.MethodPatch, status, "patch", "patch", scope+kind+"Status", "partially update status of the specified "+kind, slices.Concat(itemParams, requiredBody, params.patch))
 			r.body, r.consumes = patchModel, patchMediaTypes
-			add(r, ok(object), created(object))
+			add(r, okResponse(object), createdResponse(object))
 		}
 	}
 	if verbs["watch"] {
@@ -243,15 +250,15 @@ func resourceRoutes(root string, res *registry.Resource, params *parameterSets) 
 		watchList := func(path, object, description string, params []common.Parameter) {
 			r := op(http.MethodGet, path, "watchlist", "watch", object, description+deprecated+" instead.", params)
 			r.produces = watchMediaTypes
-			add(r, ok(watchEventModel))
+			add(r, okResponse(watchEventModel))
 		}
-		watchList(watchCollection, scope+kind+"List", "watch changes to a list of "+kind+".", with(scopeParams, params.list...))
+		watchList(watchCollection, scope+kind+"List", "watch changes to a list of "+kind+".", slices.Concat(scopeParams, params.list))
 		if res.Namespaced {
-			watchList(root+"/watch/"+res.Resource, kind+"ListForAllNamespaces", "watch changes to a list of "+kind+" in all namespaces.", with([]common.Parameter{prettyParameter}, params.list...))
+			watchList(root+"/watch/"+res.Resource, kind+"ListForAllNamespaces", "watch changes to a list of "+kind+" in all namespaces.", slices.Concat(clusterParams, params.list))
 		}
-		r := op(http.MethodGet, watchCollection+"/{name}", "watch", "watch", scope+kind, "watch changes to an object of kind "+kind+"."+deprecated+", filtered to a single item with the 'fieldSelector' parameter.", with(itemParams, params.list...))
+		r := op(http.MethodGet, watchCollection+"/{name}", "watch", "watch", scope+kind, "watch changes to an object of kind "+kind+"."+deprecated+", filtered to a single item with the 'fieldSelector' parameter.", slices.Concat(itemParams, params.list))
 		r.produces = watchMediaTypes
-		add(r, ok(watchEventModel))
+		add(r, okResponse(watchEventModel))
 	}
-	return routes, nil
+	return routes
 }
