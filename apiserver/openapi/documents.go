@@ -33,9 +33,10 @@ const (
 // handlers. The first /openapi/v3 request builds every group version's
 // document, because the discovery document lists each with its hash.
 type Documents struct {
-	v2       http.Handler
-	v3       *handler3.OpenAPIService
-	services map[string]bool
+	assembler *assembler
+	v2        http.Handler
+	v3        *handler3.OpenAPIService
+	services  map[string]bool
 }
 
 // New describes the OpenAPI documents of catalog's resources. scheme names
@@ -54,9 +55,9 @@ func New(catalog *registry.Catalog, scheme *runtime.Scheme, version string) (*Do
 	if err != nil {
 		return nil, fmt.Errorf("openapi definition names: %w", err)
 	}
-	a := &assembler{services: services, namer: namer, version: version}
+	a := &assembler{services: services, namer: namer, version: version, kindModels: kindModels(services)}
 
-	d := &Documents{v3: handler3.NewOpenAPIService(), services: map[string]bool{}}
+	d := &Documents{assembler: a, v3: handler3.NewOpenAPIService(), services: map[string]bool{}}
 	v2 := handler.NewOpenAPIServiceLazy(cached.Once(cached.Func(a.swagger)))
 	capture := &handlerCapture{}
 	v2.RegisterOpenAPIVersionedService(v2Path, capture)
@@ -114,6 +115,8 @@ type assembler struct {
 	services []*webService
 	namer    *definitionNamer
 	version  string
+	// kindModels are the object and list definitions the routes serve.
+	kindModels []string
 	// building serializes builds: the builders write the kind extensions
 	// into definitions' extension maps, which concurrent builds would share.
 	building sync.Mutex
@@ -168,11 +171,9 @@ func bearerTokenScheme() *spec.SecurityScheme {
 	}}
 }
 
-// openAPIV3 builds every /openapi/v3 document, keyed by its discovery name.
-// The definitions are computed once for all of them and dropped afterwards.
-func (a *assembler) openAPIV3() (map[string]*spec3.OpenAPI, error) {
-	a.building.Lock()
-	defer a.building.Unlock()
+// v3Config configures builder3 with the generated definitions, computed
+// once per call so they are dropped when the caller is done.
+func (a *assembler) v3Config() *common.OpenAPIV3Config {
 	config := &common.OpenAPIV3Config{
 		Info:                           a.info(),
 		GetDefinitionName:              a.namer.definitionName,
@@ -189,6 +190,14 @@ func (a *assembler) openAPIV3() (map[string]*spec3.OpenAPI, error) {
 		defName, _ := a.namer.definitionName(name)
 		return spec.MustCreateRef("#/components/schemas/" + common.EscapeJsonPointer(defName))
 	})
+	return config
+}
+
+// openAPIV3 builds every /openapi/v3 document, keyed by its discovery name.
+func (a *assembler) openAPIV3() (map[string]*spec3.OpenAPI, error) {
+	a.building.Lock()
+	defer a.building.Unlock()
+	config := a.v3Config()
 	docs := make(map[string]*spec3.OpenAPI, len(a.services))
 	for _, ws := range a.services {
 		doc, err := builder3.BuildOpenAPISpecFromRoutes([]common.RouteContainer{ws}, config)
@@ -201,6 +210,46 @@ func (a *assembler) openAPIV3() (map[string]*spec3.OpenAPI, error) {
 		docs[ws.groupVersionName()] = doc
 	}
 	return docs, nil
+}
+
+// TypeSchemas returns the OpenAPI v3 schemas of every served kind and of
+// the types they refer to, keyed by definition name and marked with
+// x-kubernetes-group-version-kind: what managedfields.NewTypeConverter
+// needs for server-side apply. It builds them on each call; callers keep
+// the result (or the converter) rather than call it per request.
+func (d *Documents) TypeSchemas() (map[string]*spec.Schema, error) {
+	a := d.assembler
+	a.building.Lock()
+	defer a.building.Unlock()
+	schemas, err := builder3.BuildOpenAPIDefinitionsForResources(a.v3Config(), a.kindModels...)
+	if err != nil {
+		return nil, fmt.Errorf("build type schemas: %w", err)
+	}
+	return schemas, nil
+}
+
+// kindModels lists the models of served objects: request bodies and
+// responses, minus the meta types every group version shares.
+func kindModels(services []*webService) []string {
+	shared := map[modelName]bool{statusModel: true, deleteModel: true, patchModel: true, watchEventModel: true}
+	seen := map[modelName]bool{}
+	var names []string
+	note := func(m modelName) {
+		if m != "" && !shared[m] && !seen[m] {
+			seen[m] = true
+			names = append(names, string(m))
+		}
+	}
+	for _, ws := range services {
+		for _, r := range ws.routes {
+			rt := r.(*route)
+			note(rt.body)
+			for _, resp := range rt.responses {
+				note(resp.(response).model)
+			}
+		}
+	}
+	return names
 }
 
 // groupVersionOf parses "api/v1" and "apis/<group>/<version>".

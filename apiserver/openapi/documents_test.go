@@ -9,9 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/cli-runtime/pkg/resource"
 	"k8s.io/client-go/discovery"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
@@ -34,7 +37,7 @@ func testScheme(t testing.TB) *runtime.Scheme {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	v1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
+	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
 	return scheme
 }
 
@@ -451,5 +454,37 @@ func TestExplainDeploymentContainers(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("explain output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// Server-side apply builds its type converter from these schemas.
+func TestTypeSchemasFeedServerSideApply(t *testing.T) {
+	docs := newTestDocuments(t)
+	schemas, err := docs.TypeSchemas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	converter, err := managedfields.NewTypeConverter(schemas, false)
+	if err != nil {
+		t.Fatalf("NewTypeConverter: %v", err)
+	}
+	deployment := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "web", Image: "nginx"}},
+		}}},
+	}
+	typed, err := converter.ObjectToTyped(deployment)
+	if err != nil {
+		t.Fatalf("ObjectToTyped(Deployment): %v", err)
+	}
+	fields, err := typed.ToFieldSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Containers are a map keyed by name: the set names the element by key.
+	if want := `.spec.template.spec.containers[name="web"].image`; !strings.Contains(fields.String(), want) {
+		t.Errorf("field set lacks %s:\n%s", want, fields)
 	}
 }
