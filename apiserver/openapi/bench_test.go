@@ -51,3 +51,12 @@ func BenchmarkNew(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkTypeSchemas(b *testing.B) {
+	docs := newTestDocuments(b)
+	for range b.N {
+		if _, err := docs.TypeSchemas(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -33,10 +33,10 @@ const (
 // handlers. The first /openapi/v3 request builds every group version's
 // document, because the discovery document lists each with its hash.
 type Documents struct {
-	assembler *assembler
-	v2        http.Handler
-	v3        *handler3.OpenAPIService
-	services  map[string]bool
+	assembler     *assembler
+	v2            http.Handler
+	v3            *handler3.OpenAPIService
+	groupVersions map[string]bool
 }
 
 // New describes the OpenAPI documents of catalog's resources. scheme names
@@ -57,7 +57,7 @@ func New(catalog *registry.Catalog, scheme *runtime.Scheme, version string) (*Do
 	}
 	a := &assembler{services: services, namer: namer, version: version, kindModels: kindModels(services)}
 
-	d := &Documents{assembler: a, v3: handler3.NewOpenAPIService(), services: map[string]bool{}}
+	d := &Documents{assembler: a, v3: handler3.NewOpenAPIService(), groupVersions: map[string]bool{}}
 	v2 := handler.NewOpenAPIServiceLazy(cached.Once(cached.Func(a.swagger)))
 	capture := &handlerCapture{}
 	v2.RegisterOpenAPIVersionedService(v2Path, capture)
@@ -66,7 +66,7 @@ func New(catalog *registry.Catalog, scheme *runtime.Scheme, version string) (*Do
 	v3Docs := sync.OnceValues(a.openAPIV3)
 	for _, ws := range services {
 		name := ws.groupVersionName()
-		d.services[name] = true
+		d.groupVersions[name] = true
 		d.v3.UpdateGroupVersionLazy(name, cached.Func(func() (*spec3.OpenAPI, string, error) {
 			docs, err := v3Docs()
 			if err != nil {
@@ -91,7 +91,7 @@ func (d *Documents) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	case path == v3Path || path == v3Path+"/":
 		d.v3.HandleDiscovery(w, r)
 	case strings.HasPrefix(path, v3Path+"/"):
-		if !d.services[strings.TrimPrefix(path, v3Path+"/")] {
+		if !d.groupVersions[strings.TrimPrefix(path, v3Path+"/")] {
 			http.NotFound(w, r)
 			return true
 		}
