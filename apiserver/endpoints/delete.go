@@ -68,7 +68,7 @@ func (q *request) deleteOptions() (*metav1.DeleteOptions, error) {
 		if _, _, err := info.Serializer.Decode(body, &gvk, options); err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("decode DeleteOptions: %v", err))
 		}
-	} else if err := metav1.ParameterCodec.DecodeParameters(q.r.URL.Query(), metav1.SchemeGroupVersion, options); err != nil {
+	} else if err := q.scope.Parameters.DecodeParameters(q.r.URL.Query(), optionsVersion, options); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
 	for _, v := range options.DryRun {
@@ -187,6 +187,14 @@ func markForDeletion(ctx context.Context, res *registry.Resource, obj runtime.Ob
 		graceful = gd.CheckGracefulDelete(ctx, obj, options)
 	}
 	now := metav1.Now()
+	if m.GetDeletionTimestamp() == nil && m.GetGeneration() > 0 {
+		// Upstream records the start of deletion as a change of intent.
+		defer func() {
+			if m.GetDeletionTimestamp() != nil {
+				m.SetGeneration(m.GetGeneration() + 1)
+			}
+		}()
+	}
 	if graceful && options.GracePeriodSeconds != nil && *options.GracePeriodSeconds > 0 {
 		grace := *options.GracePeriodSeconds
 		if existing := m.GetDeletionGracePeriodSeconds(); m.GetDeletionTimestamp() != nil && existing != nil && *existing <= grace {

@@ -26,8 +26,9 @@ var (
 )
 
 // writeObject encodes obj in the negotiated representation.
-func writeObject(ctx context.Context, w http.ResponseWriter, r *http.Request, codecs serializer.CodecFactory, out output, code int, obj runtime.Object) {
-	converted, err := represent(ctx, r, out.as, obj)
+func writeObject(ctx context.Context, w http.ResponseWriter, r *http.Request, scope *Scope, out output, code int, obj runtime.Object) {
+	codecs := scope.Codecs
+	converted, err := represent(ctx, r, scope.Parameters, out.as, obj)
 	if err != nil {
 		writeError(w, r, codecs, err)
 		return
@@ -48,13 +49,13 @@ func writeObject(ctx context.Context, w http.ResponseWriter, r *http.Request, co
 
 // represent turns obj into what the client asked for: the object itself, a
 // Table, or metadata only.
-func represent(ctx context.Context, r *http.Request, as representation, obj runtime.Object) (runtime.Object, error) {
+func represent(ctx context.Context, r *http.Request, parameters runtime.ParameterCodec, as representation, obj runtime.Object) (runtime.Object, error) {
 	if _, isStatus := obj.(*metav1.Status); isStatus {
 		return obj, nil
 	}
 	switch as {
 	case asTable:
-		return toTable(ctx, r, obj)
+		return toTable(ctx, r, parameters, obj)
 	case asPartialObjectMetadata:
 		if meta.IsListType(obj) {
 			return nil, newStatusError(http.StatusNotAcceptable, metav1.StatusReasonNotAcceptable, "a list cannot be returned as PartialObjectMetadata")
@@ -70,16 +71,27 @@ func represent(ctx context.Context, r *http.Request, as representation, obj runt
 }
 
 func partialMetadata(obj runtime.Object) (*metav1.PartialObjectMetadata, error) {
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
+	out := &metav1.PartialObjectMetadata{}
+	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		if om, ok := a.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			out.ObjectMeta = *om.DeepCopy()
+		}
 	}
-	objectMeta, ok := m.(*metav1.ObjectMeta)
-	if !ok {
-		return nil, apierrors.NewInternalError(fmt.Errorf("unexpected metadata type %T", m))
+	if out.UID == "" && out.Name == "" {
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		out.ObjectMeta = metav1.ObjectMeta{
+			Name: m.GetName(), GenerateName: m.GetGenerateName(), Namespace: m.GetNamespace(), UID: m.GetUID(),
+			ResourceVersion: m.GetResourceVersion(), Generation: m.GetGeneration(),
+			CreationTimestamp: m.GetCreationTimestamp(), DeletionTimestamp: m.GetDeletionTimestamp(),
+			DeletionGracePeriodSeconds: m.GetDeletionGracePeriodSeconds(), Labels: m.GetLabels(),
+			Annotations: m.GetAnnotations(), OwnerReferences: m.GetOwnerReferences(), Finalizers: m.GetFinalizers(),
+			ManagedFields: m.GetManagedFields(),
+		}
 	}
-	out := &metav1.PartialObjectMetadata{ObjectMeta: *objectMeta.DeepCopy()}
-	out.TypeMeta = metav1.TypeMeta{APIVersion: obj.GetObjectKind().GroupVersionKind().GroupVersion().String(), Kind: obj.GetObjectKind().GroupVersionKind().Kind}
+	out.SetGroupVersionKind(partialGVK)
 	return out, nil
 }
 
@@ -96,8 +108,6 @@ func partialMetadataList(list runtime.Object) (*metav1.PartialObjectMetadataList
 		if err != nil {
 			return err
 		}
-		p.TypeMeta = metav1.TypeMeta{}
-		p.SetGroupVersionKind(partialGVK)
 		out.Items = append(out.Items, *p)
 		return nil
 	})
@@ -106,9 +116,9 @@ func partialMetadataList(list runtime.Object) (*metav1.PartialObjectMetadataList
 
 // toTable converts obj to a Table, embedding rows' objects as the client's
 // includeObject asks (Metadata by default, as kube-apiserver).
-func toTable(ctx context.Context, r *http.Request, obj runtime.Object) (*metav1.Table, error) {
+func toTable(ctx context.Context, r *http.Request, parameters runtime.ParameterCodec, obj runtime.Object) (*metav1.Table, error) {
 	opts := &metav1.TableOptions{}
-	if err := metav1.ParameterCodec.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, opts); err != nil {
+	if err := parameters.DecodeParameters(r.URL.Query(), metav1.SchemeGroupVersion, opts); err != nil {
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
 	table, err := printers.ConvertToTable(ctx, obj, opts)
@@ -132,7 +142,6 @@ func toTable(ctx context.Context, r *http.Request, obj runtime.Object) (*metav1.
 				if err != nil {
 					return nil, err
 				}
-				p.SetGroupVersionKind(partialGVK)
 				row.Object = runtime.RawExtension{Object: p}
 			}
 		}

@@ -2,6 +2,7 @@ package endpoints
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,7 +30,14 @@ type Scope struct {
 	// and twice this, as in kube-apiserver.
 	MinRequestTimeout time.Duration
 	Admission         admission.Interface
+	// Parameters decodes query parameters into option structs; the scheme
+	// behind it must have metav1 registered in optionsVersion.
+	Parameters runtime.ParameterCodec
 }
+
+// optionsVersion is where the server's scheme registers the meta option
+// types (ListOptions, GetOptions, ...) with their url.Values conversions.
+var optionsVersion = schema.GroupVersion{Version: "v1"}
 
 // Endpoint serves one resource backed by one store.
 type Endpoint struct {
@@ -75,7 +83,7 @@ func (q *request) respond(ctx context.Context, code int, obj runtime.Object) {
 		return
 	}
 	setKind(obj, q.Resource)
-	writeObject(ctx, q.w, q.r, q.scope.Codecs, out, code, obj)
+	writeObject(ctx, q.w, q.r, q.scope, out, code, obj)
 }
 
 // ServeHTTP dispatches a resource request to its verb. It answers 404 for
@@ -163,7 +171,7 @@ func (q *request) listKey() string {
 
 func (q *request) get(ctx context.Context) {
 	opts := metav1.GetOptions{}
-	if err := metav1.ParameterCodec.DecodeParameters(q.r.URL.Query(), metav1.SchemeGroupVersion, &opts); err != nil {
+	if err := q.scope.Parameters.DecodeParameters(q.r.URL.Query(), optionsVersion, &opts); err != nil {
 		q.fail(apierrors.NewBadRequest(err.Error()))
 		return
 	}
@@ -189,8 +197,9 @@ func (q *request) list(ctx context.Context) {
 		Recursive:            true,
 	}, list)
 	if err != nil {
-		if storage.CodeOf(err) == storage.ErrCodeResourceVersionTooOld && opts.Continue != "" {
-			q.fail(expiredContinue(err))
+		var se *storage.Error
+		if errors.As(err, &se) && se.Code == storage.ErrCodeResourceVersionTooOld && opts.Continue != "" {
+			q.fail(expiredContinue(se))
 			return
 		}
 		q.fail(apiError(err, q.gr(), ""))
@@ -200,15 +209,18 @@ func (q *request) list(ctx context.Context) {
 }
 
 // expiredContinue is kube-apiserver's 410 for a continue token whose
-// snapshot was compacted, telling the client how to restart.
-func expiredContinue(err error) error {
-	return apierrors.NewResourceExpired(fmt.Sprintf("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter. (%v)", err))
+// snapshot was compacted; it carries a fresh token that resumes the list
+// inconsistently, as upstream's does.
+func expiredContinue(se *storage.Error) error {
+	err := apierrors.NewResourceExpired(se.Message)
+	err.ErrStatus.ListMeta.Continue = se.Continue
+	return err
 }
 
 // listOptions decodes and checks list/watch query parameters.
 func (q *request) listOptions() (*metav1.ListOptions, storage.SelectionPredicate, error) {
 	opts := &metav1.ListOptions{}
-	if err := metav1.ParameterCodec.DecodeParameters(q.r.URL.Query(), metav1.SchemeGroupVersion, opts); err != nil {
+	if err := q.scope.Parameters.DecodeParameters(q.r.URL.Query(), optionsVersion, opts); err != nil {
 		return nil, storage.SelectionPredicate{}, apierrors.NewBadRequest(err.Error())
 	}
 	if errs := validateListOptions(opts, q.info.Verb == "watch"); len(errs) > 0 {

@@ -138,5 +138,5 @@ func (q *request) watchObject(ctx context.Context, event watch.Event, out output
 	if co, ok := obj.(runtime.CacheableObject); ok {
 		obj = co.GetObject()
 	}
-	return represent(ctx, q.r, out.as, obj)
+	return represent(ctx, q.r, q.scope.Parameters, out.as, obj)
 }

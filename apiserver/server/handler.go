@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"runtime"
+	goruntime "runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/version"
 
 	"tower.dev/tower/apiserver/authentication"
@@ -35,6 +36,7 @@ func (a *api) handler() http.Handler {
 		MaxBodyBytes:      a.options.MaxRequestBodyBytes,
 		MinRequestTimeout: time.Duration(a.options.MinRequestTimeout) * time.Second,
 		Admission:         a.admission(),
+		Parameters:        runtime.NewParameterCodec(a.scheme),
 	}
 	resources := endpoints.NewHandler(scope, a.endpoints)
 	mux := http.NewServeMux()
@@ -44,7 +46,7 @@ func (a *api) handler() http.Handler {
 	mux.HandleFunc("/version", serveVersion)
 	mux.Handle("/metrics", a.metrics.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if a.discovery.ServeHTTP(w, r) {
+		if a.discovery.ServeHTTP(w, r) || a.openapi.ServeHTTP(w, r) {
 			return
 		}
 		info, ok := endpoints.ParseRequestInfo(r)
@@ -183,9 +185,9 @@ func serveVersion(w http.ResponseWriter, _ *http.Request) {
 		Minor:        "37",
 		GitVersion:   KubernetesVersion,
 		GitTreeState: "clean",
-		GoVersion:    runtime.Version(),
-		Compiler:     runtime.Compiler,
-		Platform:     runtime.GOOS + "/" + runtime.GOARCH,
+		GoVersion:    goruntime.Version(),
+		Compiler:     goruntime.Compiler,
+		Platform:     goruntime.GOOS + "/" + goruntime.GOARCH,
 	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {

@@ -26,6 +26,7 @@ import (
 	"tower.dev/tower/apiserver/admission"
 	"tower.dev/tower/apiserver/discovery"
 	"tower.dev/tower/apiserver/endpoints"
+	"tower.dev/tower/apiserver/openapi"
 	"tower.dev/tower/apiserver/pki"
 	"tower.dev/tower/apiserver/registry"
 	"tower.dev/tower/apiserver/storage"
@@ -146,11 +147,13 @@ func (o *Options) tlsConfig() (*tls.Config, error) {
 // api is the assembled server: codecs, stores and handlers.
 type api struct {
 	options   *Options
+	scheme    *runtime.Scheme
 	codecs    serializer.CodecFactory
 	catalog   *registry.Catalog
 	endpoints []*endpoints.Endpoint
 	byGVR     map[schema.GroupVersionResource]*endpoints.Endpoint
 	discovery *discovery.Documents
+	openapi   *openapi.Documents
 	metrics   *metrics
 	etcd      *clientv3.Client
 	services  *admission.ServiceAllocator
@@ -164,6 +167,8 @@ func NewScheme() (*runtime.Scheme, error) {
 		return nil, fmt.Errorf("register built-in types: %w", err)
 	}
 	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
+	// Clients send DeleteOptions and friends as meta.k8s.io/v1 as well.
+	metav1.AddToGroupVersion(scheme, metav1.SchemeGroupVersion)
 	if err := metav1.AddMetaToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("register meta types: %w", err)
 	}
@@ -177,6 +182,7 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 	}
 	a := &api{
 		options: o,
+		scheme:  scheme,
 		codecs:  serializer.NewCodecFactory(scheme, serializer.EnableStrict),
 		catalog: registry.Builtins(),
 		byGVR:   map[schema.GroupVersionResource]*endpoints.Endpoint{},
@@ -204,6 +210,9 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 		a.byGVR[res.GroupVersionResource] = e
 	}
 	a.discovery = discovery.New(a.catalog)
+	if a.openapi, err = openapi.New(a.catalog, scheme, KubernetesVersion); err != nil {
+		return nil, fmt.Errorf("openapi: %w", err)
+	}
 	if a.services, err = newServiceAllocator(o, a.byGVR[corev1.SchemeGroupVersion.WithResource("services")]); err != nil {
 		return nil, err
 	}
