@@ -50,11 +50,15 @@ type ControlPlane struct {
 	// Dir holds the etcd data, the PKI and the kubeconfig.
 	Dir string
 
-	clientset *kubernetes.Clientset
-	cancel    context.CancelFunc
-	runDone   chan error
-	etcd      *embedded.Etcd
-	removeDir bool
+	logger        logr.Logger
+	serverOptions *server.Options
+	address       string
+	clientset     *kubernetes.Clientset
+	cancelServer  context.CancelFunc
+	runDone       chan error
+	etcd          *embedded.Etcd
+	removeDir     bool
+	stopped       bool
 }
 
 // Option adjusts how a control plane is started.
@@ -73,7 +77,7 @@ func WithCompactionInterval(d time.Duration) Option {
 	return func(s *settings) { s.compactionInterval = d }
 }
 
-// WithLogger routes the server's and etcd's logs to logger (default: discarded).
+// WithLogger routes the server's logs to logger (default: discarded).
 func WithLogger(logger logr.Logger) Option {
 	return func(s *settings) { s.logger = logger }
 }
@@ -121,10 +125,8 @@ func start(ctx context.Context, dir string, removeDir bool, opts ...Option) (*Co
 	for _, opt := range opts {
 		opt(&s)
 	}
-
-	runCtx, cancel := context.WithCancel(logr.NewContext(context.Background(), s.logger))
-	cp := &ControlPlane{Dir: dir, cancel: cancel, removeDir: removeDir}
-	if err := cp.boot(ctx, runCtx, s); err != nil {
+	cp := &ControlPlane{Dir: dir, removeDir: removeDir, logger: s.logger, address: "127.0.0.1:0"}
+	if err := cp.boot(ctx, s); err != nil {
 		if stopErr := cp.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
@@ -133,11 +135,10 @@ func start(ctx context.Context, dir string, removeDir bool, opts ...Option) (*Co
 	return cp, nil
 }
 
-// boot starts etcd and the server and waits for readiness; ctx bounds the
-// wait, runCtx the lifetime of what is started.
-func (cp *ControlPlane) boot(ctx, runCtx context.Context, s settings) error {
+// boot starts etcd and the server and waits for readiness.
+func (cp *ControlPlane) boot(ctx context.Context, s settings) error {
 	var err error
-	cp.etcd, err = embedded.Start(runCtx, embedded.Config{
+	cp.etcd, err = embedded.Start(ctx, embedded.Config{
 		DataDir:       filepath.Join(cp.Dir, "etcd"),
 		UnsafeNoFsync: true,
 	})
@@ -159,14 +160,7 @@ func (cp *ControlPlane) boot(ctx, runCtx context.Context, s settings) error {
 		return err
 	}
 
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("listening on loopback: %w", err)
-	}
-	host := "https://" + listener.Addr().String()
-
 	o := server.NewOptions()
-	o.Listener = listener
 	o.BindAddress = "127.0.0.1"
 	o.CertDir = filepath.Join(cp.Dir, "pki")
 	o.TLSCertFile = creds.servingCert
@@ -177,10 +171,14 @@ func (cp *ControlPlane) boot(ctx, runCtx context.Context, s settings) error {
 	for _, mutate := range s.serverOptions {
 		mutate(o)
 	}
+	cp.serverOptions = o
 
-	cp.runDone = make(chan error, 1)
-	go func() { cp.runDone <- server.Run(runCtx, o) }()
-
+	listener, err := net.Listen("tcp", cp.address)
+	if err != nil {
+		return fmt.Errorf("listening on loopback: %w", err)
+	}
+	cp.address = listener.Addr().String()
+	host := "https://" + cp.address
 	cp.Config = &rest.Config{
 		Host: host,
 		TLSClientConfig: rest.TLSClientConfig{
@@ -190,16 +188,42 @@ func (cp *ControlPlane) boot(ctx, runCtx context.Context, s settings) error {
 		},
 		QPS: -1,
 	}
-	cp.KubeconfigPath = filepath.Join(cp.Dir, "admin.kubeconfig")
-	if err := writeAdminKubeconfig(cp.KubeconfigPath, host, creds); err != nil {
-		return err
-	}
 	cp.clientset, err = kubernetes.NewForConfig(cp.Config)
 	if err != nil {
+		listener.Close()
 		return fmt.Errorf("building admin clientset: %w", err)
 	}
+	cp.KubeconfigPath = filepath.Join(cp.Dir, "admin.kubeconfig")
+	if err := writeAdminKubeconfig(cp.KubeconfigPath, host, creds); err != nil {
+		listener.Close()
+		return err
+	}
+	return cp.runServer(ctx, listener)
+}
 
+// runServer starts server.Run on listener and waits until it is ready.
+func (cp *ControlPlane) runServer(ctx context.Context, listener net.Listener) error {
+	o := *cp.serverOptions
+	o.Listener = listener
+	runCtx, cancel := context.WithCancel(logr.NewContext(context.Background(), cp.logger))
+	cp.cancelServer = cancel
+	cp.runDone = make(chan error, 1)
+	go func() { cp.runDone <- server.Run(runCtx, &o) }()
 	return cp.waitReady(ctx)
+}
+
+// RestartAPIServer stops the API server and starts a fresh one on the same
+// address and etcd, as after a crash or an upgrade: caches start empty,
+// clients reconnect.
+func (cp *ControlPlane) RestartAPIServer(ctx context.Context) error {
+	if err := cp.stopServer(); err != nil {
+		return err
+	}
+	listener, err := net.Listen("tcp", cp.address)
+	if err != nil {
+		return fmt.Errorf("listening again on %s: %w", cp.address, err)
+	}
+	return cp.runServer(ctx, listener)
 }
 
 // waitReady polls /readyz until it answers 200, the server exits or the
@@ -228,24 +252,34 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	}
 }
 
+// stopServer cancels server.Run and waits for it to return.
+func (cp *ControlPlane) stopServer() error {
+	if cp.cancelServer == nil {
+		return nil
+	}
+	cp.cancelServer()
+	cp.cancelServer = nil
+	select {
+	case err := <-cp.runDone:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("API server returned: %w", err)
+		}
+		return nil
+	case <-time.After(stopTimeout):
+		return fmt.Errorf("API server still running %s after shutdown was requested", stopTimeout)
+	}
+}
+
 // Stop shuts the server down, waits for it to return, and closes etcd.
 // It is safe to call more than once.
 func (cp *ControlPlane) Stop() error {
-	if cp.cancel == nil {
+	if cp.stopped {
 		return nil
 	}
-	cp.cancel()
-	cp.cancel = nil
+	cp.stopped = true
 	var errs []error
-	if cp.runDone != nil {
-		select {
-		case err := <-cp.runDone:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				errs = append(errs, fmt.Errorf("API server returned: %w", err))
-			}
-		case <-time.After(stopTimeout):
-			errs = append(errs, fmt.Errorf("API server still running %s after shutdown was requested", stopTimeout))
-		}
+	if err := cp.stopServer(); err != nil {
+		errs = append(errs, err)
 	}
 	if cp.EtcdClient != nil {
 		if err := cp.EtcdClient.Close(); err != nil && !errors.Is(err, context.Canceled) {

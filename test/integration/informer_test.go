@@ -61,7 +61,7 @@ func (o *observedEvents) of(name string) []string {
 func TestInformerSeesEveryChangeInOrder(t *testing.T) {
 	const objects = 1000
 	const workers = 16
-	ctx := t.Context()
+	ctx, cancel := context.WithCancel(t.Context())
 	ns := controlPlane.CreateNamespace(t)
 	configMaps := controlPlane.Clientset().CoreV1().ConfigMaps(ns)
 
@@ -83,7 +83,9 @@ func TestInformerSeesEveryChangeInOrder(t *testing.T) {
 		t.Fatalf("adding event handler: %v", err)
 	}
 	factory.Start(ctx.Done())
+	// Shutdown waits for the informers, which stop when ctx is cancelled.
 	defer factory.Shutdown()
+	defer cancel()
 	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
 		t.Fatal("informer never synced")
 	}

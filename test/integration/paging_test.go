@@ -2,10 +2,13 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -80,5 +83,64 @@ func TestPagedListReturnsEachObjectOnce(t *testing.T) {
 		if _, err := fmt.Sscanf(name, "cm-%05d", &index); err != nil {
 			t.Errorf("%s (seen %d times) was created after the first page and must not be listed", name, n)
 		}
+	}
+}
+
+// expiredContinueMessage is kube-apiserver's answer to a continue token
+// whose snapshot etcd has compacted away.
+const expiredContinueMessage = "The provided continue parameter is too old to display a consistent list result. " +
+	"You can start a new list without the continue parameter, or use the continue token in this response to " +
+	"retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - " +
+	"objects that were created, modified, or deleted between the time the first chunk was returned and now may " +
+	"show up in the list."
+
+// TestContinueAfterCompaction: a continue token whose snapshot was
+// compacted gets 410 Expired with a fresh token in the Status's ListMeta,
+// and that token resumes the list (inconsistently) where it stopped.
+func TestContinueAfterCompaction(t *testing.T) {
+	ctx := t.Context()
+	ns := controlPlane.CreateNamespace(t)
+	configMaps := controlPlane.Clientset().CoreV1().ConfigMaps(ns)
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := configMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("creating %s: %v", name, err)
+		}
+	}
+	firstPage, err := configMaps.List(ctx, metav1.ListOptions{Limit: 1})
+	if err != nil {
+		t.Fatalf("first page: %v", err)
+	}
+	if _, err := configMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "d"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating d: %v", err)
+	}
+	if _, err := controlPlane.CompactNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = configMaps.List(ctx, metav1.ListOptions{Limit: 1, Continue: firstPage.Continue})
+	var statusErr apierrors.APIStatus
+	if !errors.As(err, &statusErr) {
+		t.Fatalf("continue after compaction: got %v, want 410 Expired", err)
+	}
+	status := statusErr.Status()
+	if status.Code != http.StatusGone || status.Reason != metav1.StatusReasonExpired {
+		t.Fatalf("continue after compaction: code %d reason %q, want 410 Expired", status.Code, status.Reason)
+	}
+	if status.Message != expiredContinueMessage {
+		t.Errorf("message = %q, want %q", status.Message, expiredContinueMessage)
+	}
+	if status.Continue == "" {
+		t.Fatal("the Expired Status carries no continue token to resume with")
+	}
+	rest, err := configMaps.List(ctx, metav1.ListOptions{Continue: status.Continue})
+	if err != nil {
+		t.Fatalf("resuming with the Status's continue token: %v", err)
+	}
+	var names []string
+	for _, cm := range rest.Items {
+		names = append(names, cm.Name)
+	}
+	if got, want := fmt.Sprint(names), "[b c d]"; got != want {
+		t.Errorf("resumed list = %s, want %s (the rest, as of now)", got, want)
 	}
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -19,6 +20,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
+
+	"tower.dev/tower/test/framework"
 )
 
 // watchEventTimeout bounds the wait for any single expected watch event.
@@ -59,56 +62,83 @@ func createConfigMap(t *testing.T, configMaps typedcorev1.ConfigMapInterface, na
 	return cm
 }
 
-// TestWatchFromCompactedRevisionIsExpired: once etcd has compacted a
-// revision, a watch from it gets what kube-apiserver sends: a 200 watch
-// stream whose first event is an ERROR carrying a 410 Expired Status
-// ("too old resource version").
-func TestWatchFromCompactedRevisionIsExpired(t *testing.T) {
+// TestWatchFromCompactedRevision: a client resuming a watch from a
+// revision that etcd compacted away and that the API server's watch cache
+// does not hold (here: the server restarted since) gets what
+// kube-apiserver sends: a 200 watch stream whose only event is an ERROR
+// carrying a 410 Expired Status ("too old resource version: ..."). A
+// reflector in that position relists and converges. (A revision still in
+// the watch cache's history is served from memory even after compaction,
+// by Tower as by kube-apiserver.)
+func TestWatchFromCompactedRevision(t *testing.T) {
 	ctx := t.Context()
-	ns := controlPlane.CreateNamespace(t)
-	configMaps := controlPlane.Clientset().CoreV1().ConfigMaps(ns)
+	// A control plane of its own: the test restarts the API server.
+	cp := framework.Start(t)
+	ns := cp.CreateNamespace(t)
+	configMaps := cp.Clientset().CoreV1().ConfigMaps(ns)
 
-	old := createConfigMap(t, configMaps, "old", nil)
+	first := createConfigMap(t, configMaps, "first", nil)
 	for i := range 5 {
-		old.Data["key"] = strconv.Itoa(i)
+		first.Data["key"] = strconv.Itoa(i)
 		var err error
-		if old, err = configMaps.Update(ctx, old, metav1.UpdateOptions{}); err != nil {
+		if first, err = configMaps.Update(ctx, first, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("updating: %v", err)
 		}
 	}
-	staleRV := old.ResourceVersion
-	createConfigMap(t, configMaps, "newer", nil)
-	if _, err := controlPlane.CompactNow(ctx); err != nil {
+	createConfigMap(t, configMaps, "second", nil)
+	staleRV := firstRevisionBefore(t, first.ResourceVersion)
+	if _, err := cp.CompactNow(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := cp.RestartAPIServer(ctx); err != nil {
+		t.Fatalf("restarting the API server: %v", err)
+	}
 
-	// Fresh writes after the compaction, so the stale revision is well
-	// behind the newest one.
-	createConfigMap(t, configMaps, "after-compaction", nil)
+	t.Run("watch gets 410 Expired", func(t *testing.T) {
+		w, err := configMaps.Watch(t.Context(), metav1.ListOptions{ResourceVersion: staleRV})
+		if err != nil {
+			t.Fatalf("watch from compacted revision: got error %v before the stream started, want an ERROR event", err)
+		}
+		defer w.Stop()
+		event := nextEvent(t, w)
+		if event.Type != watch.Error {
+			t.Fatalf("first event is %s, want ERROR", describeEvent(event))
+		}
+		statusErr := apierrors.FromObject(event.Object)
+		if !apierrors.IsResourceExpired(statusErr) {
+			t.Errorf("error event %v: want reason Expired", statusErr)
+		}
+		if code := statusCode(statusErr); code != http.StatusGone {
+			t.Errorf("error event code = %d, want 410", code)
+		}
+		if !strings.HasPrefix(statusErr.Error(), "too old resource version: ") {
+			t.Errorf("error event message %q, want it to start with \"too old resource version: \"", statusErr.Error())
+		}
+	})
 
-	w, err := configMaps.Watch(ctx, metav1.ListOptions{ResourceVersion: firstRevisionBefore(t, staleRV)})
-	if err != nil {
-		t.Fatalf("watch from compacted revision: got error %v before the stream started, want an ERROR event", err)
-	}
-	defer w.Stop()
-	event := nextEvent(t, w)
-	if event.Type != watch.Error {
-		t.Fatalf("first event is %s, want ERROR", describeEvent(event))
-	}
-	statusErr := apierrors.FromObject(event.Object)
-	if !apierrors.IsResourceExpired(statusErr) {
-		t.Errorf("error event %v: want reason Expired", statusErr)
-	}
-	if code := statusCode(statusErr); code != http.StatusGone {
-		t.Errorf("error event code = %d, want 410", code)
-	}
-	if !strings.Contains(statusErr.Error(), "too old resource version") {
-		t.Errorf("error event message %q, want it to mention a too old resource version", statusErr.Error())
-	}
+	t.Run("reflector relists", func(t *testing.T) {
+		lw := &staleFirstList{
+			ListerWatcher: cache.NewListWatchFromClient(cp.Clientset().CoreV1().RESTClient(), "configmaps", ns, fields.Everything()),
+			staleRV:       staleRV,
+		}
+		store := cache.NewStore(cache.MetaNamespaceKeyFunc)
+		reflector := cache.NewReflector(lw, &corev1.ConfigMap{}, store, 0)
+		reflectorCtx, stop := context.WithCancel(t.Context())
+		defer stop()
+		go reflector.RunWithContext(reflectorCtx)
+
+		eventually(t, 30*time.Second, "the reflector to relist after its watch expired", func(context.Context) (bool, error) {
+			return lw.lists.Load() >= 2, nil
+		})
+		createConfigMap(t, configMaps, "third", nil)
+		eventually(t, 30*time.Second, "the reflector's store to hold all three objects", func(context.Context) (bool, error) {
+			return len(store.ListKeys()) == 3, nil
+		})
+	})
 }
 
 // firstRevisionBefore returns the revision just below rv: watching from it
-// replays rv itself, which compaction removed.
+// replays rv itself.
 func firstRevisionBefore(t *testing.T, rv string) string {
 	t.Helper()
 	n, err := strconv.ParseInt(rv, 10, 64)
@@ -119,15 +149,17 @@ func firstRevisionBefore(t *testing.T, rv string) string {
 }
 
 func statusCode(err error) int32 {
-	if status, ok := err.(apierrors.APIStatus); ok {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
 		return status.Status().Code
 	}
 	return 0
 }
 
 // staleFirstList hands the reflector one list stamped with a compacted
-// resourceVersion, as if it had listed long ago, so that its watch starts
-// from history that no longer exists. Later calls pass through.
+// resourceVersion, as if it had listed before the server restarted, so
+// that its watch starts from history that no longer exists. Later calls
+// pass through.
 type staleFirstList struct {
 	cache.ListerWatcher
 	staleRV string
@@ -148,38 +180,6 @@ func (s *staleFirstList) List(options metav1.ListOptions) (runtime.Object, error
 // IsWatchListSemanticsUnSupported makes the reflector list and then watch,
 // the path this test is about, instead of a streaming list.
 func (s *staleFirstList) IsWatchListSemanticsUnSupported() bool { return true }
-
-// TestReflectorRelistsAfterExpiredWatch: a reflector whose watch is refused
-// with 410 must relist and converge on the current state.
-func TestReflectorRelistsAfterExpiredWatch(t *testing.T) {
-	ctx := t.Context()
-	ns := controlPlane.CreateNamespace(t)
-	configMaps := controlPlane.Clientset().CoreV1().ConfigMaps(ns)
-
-	first := createConfigMap(t, configMaps, "first", nil)
-	createConfigMap(t, configMaps, "second", nil)
-	if _, err := controlPlane.CompactNow(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	lw := &staleFirstList{
-		ListerWatcher: cache.NewListWatchFromClient(controlPlane.Clientset().CoreV1().RESTClient(), "configmaps", ns, fields.Everything()),
-		staleRV:       firstRevisionBefore(t, first.ResourceVersion),
-	}
-	store := cache.NewStore(cache.MetaNamespaceKeyFunc)
-	reflector := cache.NewReflector(lw, &corev1.ConfigMap{}, store, 0)
-	reflectorCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go reflector.RunWithContext(reflectorCtx)
-
-	eventually(t, 30*time.Second, "the reflector to relist after its watch expired", func(context.Context) (bool, error) {
-		return lw.lists.Load() >= 2, nil
-	})
-	createConfigMap(t, configMaps, "third", nil)
-	eventually(t, 30*time.Second, "the reflector's store to hold all three objects", func(context.Context) (bool, error) {
-		return len(store.ListKeys()) == 3, nil
-	})
-}
 
 // TestWatchBookmarks: a watch that allows bookmarks receives one before
 // its timeout (kube-apiserver sends it 2s ahead of the deadline).
