@@ -107,6 +107,14 @@ func Run(ctx context.Context, o *Options) error {
 func (o *Options) tlsConfig() (*tls.Config, error) {
 	certFile, keyFile := o.TLSCertFile, o.TLSPrivateKeyFile
 	if certFile == "" || keyFile == "" {
+		// kube-apiserver serves a pair already in --cert-dir as it is
+		// (envtest writes one there).
+		existingCert, existingKey := filepath.Join(o.CertDir, "apiserver.crt"), filepath.Join(o.CertDir, "apiserver.key")
+		if _, err := tls.LoadX509KeyPair(existingCert, existingKey); err == nil {
+			certFile, keyFile = existingCert, existingKey
+		}
+	}
+	if certFile == "" || keyFile == "" {
 		ca, err := pki.LoadOrCreateCA(o.CertDir)
 		if err != nil {
 			return nil, fmt.Errorf("self-signed serving CA in %s: %w", o.CertDir, err)

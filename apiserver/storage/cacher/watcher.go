@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/btree"
 	"k8s.io/apimachinery/pkg/watch"
@@ -88,10 +89,16 @@ func (w *cacheWatcher) run(ctx context.Context) {
 		}
 	}
 	w.replay = nil
+	beforeDeadline := w.deadlineBookmark(ctx)
 	for {
 		select {
 		case e := <-w.input:
 			if !w.deliver(ctx, e) {
+				return
+			}
+		case <-beforeDeadline:
+			beforeDeadline = nil
+			if !w.sendBookmark(ctx) {
 				return
 			}
 		case <-w.done:
@@ -100,6 +107,34 @@ func (w *cacheWatcher) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// deadlineLead is how long before a watch's deadline the final bookmark
+// goes out, so that the client resumes from a fresh revision (as
+// kube-apiserver does).
+const deadlineLead = 2 * time.Second
+
+// deadlineBookmark fires shortly before the watch's deadline when the
+// client asked for bookmarks.
+func (w *cacheWatcher) deadlineBookmark(ctx context.Context) <-chan time.Time {
+	deadline, ok := ctx.Deadline()
+	if !w.bookmarks || !ok {
+		return nil
+	}
+	wait := time.Until(deadline) - deadlineLead
+	if wait < 0 {
+		wait = time.Until(deadline) / 2
+	}
+	return time.After(wait)
+}
+
+func (w *cacheWatcher) sendBookmark(ctx context.Context) bool {
+	obj, err := storage.BookmarkObject(w.cacher.newFunc, w.lastRev, false)
+	if err != nil {
+		w.send(ctx, storage.StatusEvent(err))
+		return false
+	}
+	return w.send(ctx, watch.Event{Type: watch.Bookmark, Object: storage.NewCachingObject(obj)})
 }
 
 func (w *cacheWatcher) sendInitialState(ctx context.Context) bool {
