@@ -33,7 +33,12 @@ type Documents struct {
 var subresourceVerbs = map[string][]string{
 	"status":   {"get", "patch", "update"},
 	"finalize": {"update"},
+	"binding":  {"create"},
 }
+
+// subresourceKinds are the kinds of subresources that do not return their
+// parent's kind.
+var subresourceKinds = map[string]string{"binding": "Binding"}
 
 // New builds the documents for a catalog.
 func New(catalog *registry.Catalog) *Documents {
@@ -96,12 +101,16 @@ func New(catalog *registry.Catalog) *Documents {
 			Categories:       r.Categories,
 		}
 		for _, sub := range subresources(r) {
+			kind := r.Kind
+			if k, ok := subresourceKinds[sub]; ok {
+				kind = k
+			}
 			list.APIResources = append(list.APIResources, metav1.APIResource{
-				Name: r.Resource + "/" + sub, Namespaced: r.Namespaced, Kind: r.Kind, Verbs: subresourceVerbs[sub],
+				Name: r.Resource + "/" + sub, Namespaced: r.Namespaced, Kind: kind, Verbs: subresourceVerbs[sub],
 			})
 			resource.Subresources = append(resource.Subresources, apidiscoveryv2.APISubresourceDiscovery{
 				Subresource:  sub,
-				ResponseKind: resource.ResponseKind,
+				ResponseKind: &metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: kind},
 				Verbs:        subresourceVerbs[sub],
 			})
 		}
@@ -130,8 +139,11 @@ func subresources(r *registry.Resource) []string {
 	if r.Status != nil {
 		out = append(out, "status")
 	}
-	if r.Resource == "namespaces" {
+	if r.Resource == "namespaces" && r.Group == "" {
 		out = append(out, "finalize")
+	}
+	if r.Resource == "pods" && r.Group == "" {
+		out = append(out, "binding")
 	}
 	return out
 }

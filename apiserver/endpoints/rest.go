@@ -143,6 +143,8 @@ func (q *request) servesSubresource(name string) bool {
 		return q.Resource.Status != nil
 	case "finalize":
 		return q.Resource.Resource == "namespaces"
+	case "binding":
+		return q.Resource.Resource == "pods" && q.Resource.Group == ""
 	}
 	return false
 }

@@ -28,6 +28,10 @@ func (q *request) create(ctx context.Context) {
 		q.fail(apierrors.NewMethodNotSupported(q.gr(), "create"))
 		return
 	}
+	if q.info.Subresource == "binding" {
+		q.bind(ctx)
+		return
+	}
 	if q.info.Subresource != "" {
 		q.fail(apierrors.NewMethodNotSupported(q.gr(), "create "+q.info.Subresource))
 		return
