@@ -218,6 +218,18 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 	watchers := make([]watch.Interface, sc.watchers)
 	var delivered atomic.Int64
 	var unexpected atomic.Int64
+	var firstUnexpected atomic.Pointer[string]
+	// Stopping a watch may surface a client-side ERROR event: only what
+	// arrives before the watchers are stopped counts.
+	var stopping atomic.Bool
+	noteUnexpected := func(event watch.Event) {
+		if stopping.Load() {
+			return
+		}
+		unexpected.Add(1)
+		description := fmt.Sprintf("%s %#v", event.Type, event.Object)
+		firstUnexpected.CompareAndSwap(nil, &description)
+	}
 	var readers sync.WaitGroup
 	defer func() {
 		for _, w := range watchers {
@@ -227,8 +239,10 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 		}
 		readers.Wait()
 	}()
-	err = inParallel(ctx, sc.watchers, sc.writers, func(ctx context.Context, i int) error {
-		w, err := configMaps.Watch(ctx, metav1.ListOptions{
+	// The watches outlive inParallel, whose context ends when it returns.
+	watchCtx := ctx
+	err = inParallel(ctx, sc.watchers, sc.writers, func(_ context.Context, i int) error {
+		w, err := configMaps.Watch(watchCtx, metav1.ListOptions{
 			ResourceVersion: initial.ResourceVersion,
 			TimeoutSeconds:  ptr.To[int64](3600),
 		})
@@ -242,12 +256,12 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 				now := time.Now()
 				cm, ok := event.Object.(*corev1.ConfigMap)
 				if event.Type != watch.Added || !ok {
-					unexpected.Add(1)
+					noteUnexpected(event)
 					continue
 				}
 				index, err := strconv.Atoi(strings.TrimPrefix(cm.Name, "event-"))
 				if err != nil || index < 0 || index >= sc.watchEvents || !received[i][index].IsZero() {
-					unexpected.Add(1)
+					noteUnexpected(event)
 					continue
 				}
 				received[i][index] = now
@@ -286,6 +300,7 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 	if err != nil {
 		return err
 	}
+	stopping.Store(true)
 	for _, w := range watchers {
 		w.Stop()
 	}
@@ -306,6 +321,9 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 	result["watch latency p99 ms"] = percentile(latencies, 99).Seconds() * 1000
 	result["watch missed events"] = float64(missed)
 	result["watch unexpected events"] = float64(unexpected.Load())
+	if first := firstUnexpected.Load(); first != nil {
+		logr.FromContextOrDiscard(ctx).Info("unexpected watch event", "server", c.flavor.name, "first", *first)
+	}
 	result["watch apiserver CPU s/1000 deliveries"] = apiserverCPU.Seconds() / (float64(expected) / 1000)
 	return nil
 }

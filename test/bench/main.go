@@ -112,7 +112,7 @@ func benchmark(ctx context.Context, sc scale, refDir, towerBin string, keep bool
 
 	if towerBin == "" {
 		log.Info("building tower")
-		if towerBin, err = framework.BuildTower(ctx, dir); err != nil {
+		if towerBin, err = framework.BuildTower(ctx, filepath.Join(dir, "bin")); err != nil {
 			return err
 		}
 	}
@@ -124,7 +124,7 @@ func benchmark(ctx context.Context, sc scale, refDir, towerBin string, keep bool
 	flavors := []flavor{towerFlavor(towerBin)}
 	refBin := filepath.Join(refDir, "bin")
 	if haveReference(refBin) {
-		flavors = append(flavors, referenceFlavor(refBin, creds))
+		flavors = append(flavors, referenceFlavor(refBin))
 	} else {
 		log.Info("no reference build: reporting Tower alone (run /work/shared/reference/build.sh to compare)", "looked in", refBin)
 	}
@@ -164,7 +164,7 @@ func haveReference(binDir string) bool {
 }
 
 func printReport(out io.Writer, sc scale, flavors []flavor, results []measurement) {
-	fmt.Fprintf(out, "\n%d ConfigMaps (~1 KiB), %d concurrent writers, %d LIST runs, %d watchers x %d events every %s; etcd with --unsafe-no-fsync; %s\n\n",
+	fmt.Fprintf(out, "\n%d ConfigMaps (~1 KiB), %d concurrent writers, %d LIST runs, %d watchers x %d events every %s;\netcd with --unsafe-no-fsync, clients without response compression, loopback; %s\n\n",
 		sc.objects, sc.writers, sc.listRuns, sc.watchers, sc.watchEvents, sc.watchInterval, time.Now().Format(time.DateTime))
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	header := "metric\t"
