@@ -1,0 +1,101 @@
+package manager
+
+import (
+	"fmt"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"tower.dev/tower/controllers/deployment"
+	"tower.dev/tower/controllers/endpoints"
+	"tower.dev/tower/controllers/endpointslice"
+	"tower.dev/tower/controllers/garbagecollector"
+	"tower.dev/tower/controllers/namespace"
+	"tower.dev/tower/controllers/replicaset"
+	"tower.dev/tower/controllers/rootcacert"
+	"tower.dev/tower/controllers/serviceaccount"
+)
+
+// ControllerManagerOptions configure `tower controller-manager`.
+type ControllerManagerOptions struct {
+	Common
+	// Controllers is the enable list, as --controllers: "*" for every
+	// controller on by default, "name" to add one, "-name" to drop one.
+	Controllers []string
+	// RootCAFile is the PEM bundle published as kube-root-ca.crt; empty
+	// turns the publisher off.
+	RootCAFile string
+}
+
+// NewControllerManagerOptions returns the defaults of
+// kube-controller-manager: every default controller, leader election on.
+func NewControllerManagerOptions() ControllerManagerOptions {
+	return ControllerManagerOptions{
+		Common: Common{
+			LeaderElect:            true,
+			LeaderElectionID:       "kube-controller-manager",
+			MetricsBindAddress:     "0",
+			HealthProbeBindAddress: "",
+		},
+		Controllers: []string{"*"},
+	}
+}
+
+// controllerSpec is one controller the manager can run.
+type controllerSpec struct {
+	name        string
+	onByDefault bool
+	setup       func(manager.Manager, ControllerManagerOptions) error
+}
+
+func controllerSpecs() []controllerSpec {
+	plain := func(f func(manager.Manager) error) func(manager.Manager, ControllerManagerOptions) error {
+		return func(m manager.Manager, _ ControllerManagerOptions) error { return f(m) }
+	}
+	return []controllerSpec{
+		{deployment.Name, true, plain(deployment.SetupWithManager)},
+		{replicaset.Name, true, plain(replicaset.SetupWithManager)},
+		{garbagecollector.Name, true, plain(garbagecollector.SetupWithManager)},
+		{namespace.Name, true, plain(namespace.SetupWithManager)},
+		{serviceaccount.Name, true, plain(serviceaccount.SetupWithManager)},
+		{rootcacert.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
+			if o.RootCAFile == "" {
+				return nil
+			}
+			return rootcacert.SetupWithManager(m, o.RootCAFile)
+		}},
+		{endpointslice.Name, true, plain(endpointslice.SetupWithManager)},
+		{endpoints.Name, true, plain(endpoints.SetupWithManager)},
+	}
+}
+
+// ControllerNames lists every controller the controller manager knows.
+func ControllerNames() []string {
+	var names []string
+	for _, spec := range controllerSpecs() {
+		names = append(names, spec.name)
+	}
+	return names
+}
+
+// NewControllerManager builds the controller manager with the enabled
+// controllers registered; the caller starts it with Start(ctx).
+func NewControllerManager(cfg *rest.Config, o ControllerManagerOptions) (manager.Manager, error) {
+	specs := controllerSpecs()
+	if err := validateEnableList(o.Controllers, ControllerNames()); err != nil {
+		return nil, err
+	}
+	mgr, err := newManager(cfg, o.Common, "kube-controller-manager")
+	if err != nil {
+		return nil, err
+	}
+	for _, spec := range specs {
+		if !Enabled(o.Controllers, spec.name, spec.onByDefault) {
+			continue
+		}
+		if err := spec.setup(mgr, o); err != nil {
+			return nil, fmt.Errorf("setting up controller %s: %w", spec.name, err)
+		}
+	}
+	return mgr, nil
+}
