@@ -34,11 +34,15 @@ var subresourceVerbs = map[string][]string{
 	"status":   {"get", "patch", "update"},
 	"finalize": {"update"},
 	"binding":  {"create"},
+	"scale":    {"get", "patch", "update"},
 }
 
 // subresourceKinds are the kinds of subresources that do not return their
-// parent's kind.
-var subresourceKinds = map[string]string{"binding": "Binding"}
+// parent's kind; an empty group and version mean the parent's.
+var subresourceKinds = map[string]schema.GroupVersionKind{
+	"binding": {Kind: "Binding"},
+	"scale":   {Group: "autoscaling", Version: "v1", Kind: "Scale"},
+}
 
 // New builds the documents for a catalog.
 func New(catalog *registry.Catalog) *Documents {
@@ -101,16 +105,21 @@ func New(catalog *registry.Catalog) *Documents {
 			Categories:       r.Categories,
 		}
 		for _, sub := range subresources(r) {
-			kind := r.Kind
-			if k, ok := subresourceKinds[sub]; ok {
-				kind = k
+			kind, ownKind := subresourceKinds[sub]
+			if !ownKind {
+				kind.Kind = r.Kind
+			}
+			responseKind := metav1.GroupVersionKind{Group: kind.Group, Version: kind.Version, Kind: kind.Kind}
+			if responseKind.Version == "" {
+				responseKind.Group, responseKind.Version = gvk.Group, gvk.Version
 			}
 			list.APIResources = append(list.APIResources, metav1.APIResource{
-				Name: r.Resource + "/" + sub, Namespaced: r.Namespaced, Kind: kind, Verbs: subresourceVerbs[sub],
+				Name: r.Resource + "/" + sub, Namespaced: r.Namespaced, Group: kind.Group, Version: kind.Version,
+				Kind: kind.Kind, Verbs: subresourceVerbs[sub],
 			})
 			resource.Subresources = append(resource.Subresources, apidiscoveryv2.APISubresourceDiscovery{
 				Subresource:  sub,
-				ResponseKind: &metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: kind},
+				ResponseKind: &responseKind,
 				Verbs:        subresourceVerbs[sub],
 			})
 		}
@@ -144,6 +153,9 @@ func subresources(r *registry.Resource) []string {
 	}
 	if r.Resource == "pods" && r.Group == "" {
 		out = append(out, "binding")
+	}
+	if r.Scale != nil {
+		out = append(out, "scale")
 	}
 	return out
 }

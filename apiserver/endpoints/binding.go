@@ -41,7 +41,7 @@ func (q *request) bind(ctx context.Context) {
 		q.fail(apierrors.NewInvalid(gvk.GroupKind(), binding.Name, errs))
 		return
 	}
-	_, dryRun, err := writeParams(q.r)
+	opts, err := q.createOptions()
 	if err != nil {
 		q.fail(err)
 		return
@@ -73,7 +73,7 @@ func (q *request) bind(ctx context.Context) {
 			pod.Annotations[k] = v
 		}
 		setPodScheduled(pod)
-		if dryRun {
+		if opts.dryRun {
 			return nil, errDryRun{obj: pod}
 		}
 		return pod, nil

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/managedfields"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"tower.dev/tower/apiserver/admission"
@@ -33,6 +35,12 @@ type Scope struct {
 	// Parameters decodes query parameters into option structs; the scheme
 	// behind it must have metav1 registered in optionsVersion.
 	Parameters runtime.ParameterCodec
+	// Scheme converts and creates the served types for field management.
+	Scheme *runtime.Scheme
+	// TypeConverter knows the structure of every served kind (from the
+	// OpenAPI schemas); it drives managedFields and server-side apply.
+	// Without it writes record no managedFields and apply is refused.
+	TypeConverter managedfields.TypeConverter
 }
 
 // optionsVersion is where the server's scheme registers the meta option
@@ -52,24 +60,38 @@ type Endpoint struct {
 type Handler struct {
 	scope     *Scope
 	endpoints map[schema.GroupVersionResource]*Endpoint
+	fields    map[schema.GroupVersionResource]*fieldManagers
 }
 
-// NewHandler builds the resource handler.
-func NewHandler(scope *Scope, endpoints []*Endpoint) *Handler {
-	h := &Handler{scope: scope, endpoints: map[schema.GroupVersionResource]*Endpoint{}}
-	for _, e := range endpoints {
-		h.endpoints[e.Resource.GroupVersionResource] = e
+// NewHandler builds the resource handler and the field managers of every
+// endpoint.
+func NewHandler(scope *Scope, endpoints []*Endpoint) (*Handler, error) {
+	h := &Handler{
+		scope:     scope,
+		endpoints: map[schema.GroupVersionResource]*Endpoint{},
+		fields:    map[schema.GroupVersionResource]*fieldManagers{},
 	}
-	return h
+	for _, e := range endpoints {
+		gvr := e.Resource.GroupVersionResource
+		h.endpoints[gvr] = e
+		managers, err := newFieldManagers(scope, e.Resource)
+		if err != nil {
+			return nil, err
+		}
+		h.fields[gvr] = managers
+	}
+	return h, nil
 }
 
 // request carries what every verb needs.
 type request struct {
 	*Endpoint
 	scope *Scope
-	info  *RequestInfo
-	w     http.ResponseWriter
-	r     *http.Request
+	// fields is nil when managedFields are not tracked for the resource.
+	fields *fieldManagers
+	info   *RequestInfo
+	w      http.ResponseWriter
+	r      *http.Request
 }
 
 func (q *request) gr() schema.GroupResource { return q.Resource.GroupResource() }
@@ -104,7 +126,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, info *RequestInf
 		writeError(w, r, h.scope.Codecs, newStatusError(http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource"))
 		return
 	}
-	q := &request{Endpoint: endpoint, scope: h.scope, info: info, w: w, r: r}
+	q := &request{Endpoint: endpoint, scope: h.scope, fields: h.fields[endpoint.Resource.GroupVersionResource], info: info, w: w, r: r}
 	res := endpoint.Resource
 	if info.Namespace != "" && !res.Namespaced && info.Resource != "namespaces" {
 		q.fail(newStatusError(http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource"))
@@ -115,6 +137,10 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, info *RequestInf
 		return
 	}
 	ctx := r.Context()
+	if info.Subresource == "scale" {
+		q.serveScale(ctx)
+		return
+	}
 	switch info.Verb {
 	case "get":
 		q.get(ctx)
@@ -145,8 +171,24 @@ func (q *request) servesSubresource(name string) bool {
 		return q.Resource.Resource == "namespaces"
 	case "binding":
 		return q.Resource.Resource == "pods" && q.Resource.Group == ""
+	case "scale":
+		return q.Resource.Scale != nil
 	}
 	return false
+}
+
+// serveScale dispatches the verbs of the scale subresource.
+func (q *request) serveScale(ctx context.Context) {
+	switch q.info.Verb {
+	case "get":
+		q.getScale(ctx)
+	case "update":
+		q.updateScale(ctx)
+	case "patch":
+		q.patchScale(ctx)
+	default:
+		q.fail(apierrors.NewMethodNotSupported(q.gr(), q.info.Verb))
+	}
 }
 
 // objectNamespace is the namespace part of the object's key.
@@ -319,6 +361,10 @@ func (q *request) decodeWith(info runtime.SerializerInfo, body []byte, validatio
 	}
 	obj, actual, err := decoder.Decode(body, &gvk, into)
 	var warnings []string
+	if err != nil && validation == metav1.FieldValidationIgnore && runtime.IsStrictDecodingError(err) && obj != nil {
+		// The server's codecs are strict; Ignore drops what they found.
+		err = nil
+	}
 	if err != nil {
 		if !runtime.IsStrictDecodingError(err) || obj == nil {
 			return nil, nil, apierrors.NewBadRequest(decodeErrorMessage(err, gvk, actual))
@@ -348,24 +394,15 @@ func decodeErrorMessage(err error, gvk schema.GroupVersionKind, actual *schema.G
 	return fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err)
 }
 
-// fieldValidation reads the fieldValidation parameter; kube-apiserver's
-// default is Warn.
-func fieldValidation(r *http.Request) (string, error) {
-	v := r.URL.Query().Get("fieldValidation")
-	switch v {
-	case "":
-		return metav1.FieldValidationWarn, nil
-	case metav1.FieldValidationIgnore, metav1.FieldValidationWarn, metav1.FieldValidationStrict:
-		return v, nil
-	}
-	return "", apierrors.NewBadRequest(fmt.Sprintf("fieldValidation parameter unsupported: %q. Supported values are: %s, %s, %s",
-		v, metav1.FieldValidationIgnore, metav1.FieldValidationWarn, metav1.FieldValidationStrict))
-}
-
-// addWarnings sends warnings to the client as kube-apiserver does.
+// addWarnings sends warnings to the client as kube-apiserver does: a
+// warning that cannot be a header value (it spans lines) is dropped.
 func addWarnings(w http.ResponseWriter, warnings []string) {
 	for _, warning := range warnings {
-		w.Header().Add("Warning", fmt.Sprintf("299 - %q", warning))
+		header, err := utilnet.NewWarningHeader(299, "-", warning)
+		if err != nil {
+			continue
+		}
+		w.Header().Add("Warning", header)
 	}
 }
 

@@ -11,7 +11,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -36,12 +38,12 @@ func (q *request) create(ctx context.Context) {
 		q.fail(apierrors.NewMethodNotSupported(q.gr(), "create "+q.info.Subresource))
 		return
 	}
-	validation, dryRun, err := writeParams(q.r)
+	opts, err := q.createOptions()
 	if err != nil {
 		q.fail(err)
 		return
 	}
-	obj, warnings, err := q.decodeBody(validation)
+	obj, warnings, err := q.decodeBody(opts.validation)
 	if err != nil {
 		q.fail(err)
 		return
@@ -61,7 +63,7 @@ func (q *request) create(ctx context.Context) {
 		if generated {
 			objMeta.SetName(generateName(objMeta.GetGenerateName()))
 		}
-		out, err := q.createObject(ctx, obj, dryRun)
+		out, err := q.createObject(ctx, obj, opts, false)
 		if err != nil && generated && storage.IsExists(err) && attempt < generateNameRetries {
 			continue
 		}
@@ -74,15 +76,20 @@ func (q *request) create(ctx context.Context) {
 	}
 }
 
-// createObject runs a create through defaulting, the strategy, admission
-// and validation, then stores it.
-func (q *request) createObject(ctx context.Context, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+// createObject runs a create through defaulting, field management, the
+// strategy, admission and validation, then stores it. tracked says the
+// object's managedFields are already computed (server-side apply).
+func (q *request) createObject(ctx context.Context, obj runtime.Object, opts writeOptions, tracked bool) (runtime.Object, error) {
+	dryRun := opts.dryRun
 	obj = obj.DeepCopyObject()
+	q.Resource.Strategy.Default(obj)
+	if !tracked {
+		obj = q.track(q.Resource.New(), obj, opts)
+	}
 	objMeta, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	q.Resource.Strategy.Default(obj)
 	objMeta.SetUID(uuid.NewUUID())
 	objMeta.SetCreationTimestamp(metav1.Now())
 	objMeta.SetResourceVersion("")
@@ -145,20 +152,78 @@ func (q *request) checkNamespace(objMeta metav1.Object) error {
 	return nil
 }
 
-// writeParams reads fieldValidation and dryRun.
-func writeParams(r *http.Request) (validation string, dryRun bool, err error) {
-	validation, err = fieldValidation(r)
-	if err != nil {
-		return "", false, err
+// writeOptions are the query parameters every write shares.
+type writeOptions struct {
+	dryRun bool
+	// validation is the effective fieldValidation directive.
+	validation string
+	// manager is who the write is recorded for in managedFields.
+	manager string
+	// fieldManager is the parameter as sent (required for apply).
+	fieldManager string
+	force        bool
+}
+
+var metaGroupVersion = metav1.SchemeGroupVersion
+
+func (q *request) newWriteOptions(dryRun []string, validation, fieldManager string) writeOptions {
+	if validation == "" {
+		validation = metav1.FieldValidationWarn
 	}
-	for _, v := range r.URL.Query()["dryRun"] {
-		if v != metav1.DryRunAll {
-			return "", false, apierrors.NewInvalid(metav1.SchemeGroupVersion.WithKind("CreateOptions").GroupKind(), "",
-				field.ErrorList{field.NotSupported(field.NewPath("dryRun"), v, []string{metav1.DryRunAll})})
-		}
-		dryRun = true
+	return writeOptions{
+		dryRun:       len(dryRun) > 0,
+		validation:   validation,
+		manager:      managerName(fieldManager, q.r.UserAgent()),
+		fieldManager: fieldManager,
 	}
-	return validation, dryRun, nil
+}
+
+// createOptions decodes and validates CreateOptions from the query.
+func (q *request) createOptions() (writeOptions, error) {
+	opts := &metav1.CreateOptions{}
+	if err := q.scope.Parameters.DecodeParameters(q.r.URL.Query(), optionsVersion, opts); err != nil {
+		return writeOptions{}, apierrors.NewBadRequest(err.Error())
+	}
+	if errs := metav1validation.ValidateCreateOptions(opts); len(errs) > 0 {
+		return writeOptions{}, apierrors.NewInvalid(metaGroupVersion.WithKind("CreateOptions").GroupKind(), "", errs)
+	}
+	return q.newWriteOptions(opts.DryRun, opts.FieldValidation, opts.FieldManager), nil
+}
+
+// updateOptions decodes and validates UpdateOptions from the query.
+func (q *request) updateOptions() (writeOptions, error) {
+	opts := &metav1.UpdateOptions{}
+	if err := q.scope.Parameters.DecodeParameters(q.r.URL.Query(), optionsVersion, opts); err != nil {
+		return writeOptions{}, apierrors.NewBadRequest(err.Error())
+	}
+	if errs := metav1validation.ValidateUpdateOptions(opts); len(errs) > 0 {
+		return writeOptions{}, apierrors.NewInvalid(metaGroupVersion.WithKind("UpdateOptions").GroupKind(), "", errs)
+	}
+	return q.newWriteOptions(opts.DryRun, opts.FieldValidation, opts.FieldManager), nil
+}
+
+// patchOptions decodes and validates PatchOptions from the query.
+func (q *request) patchOptions(patchType types.PatchType) (writeOptions, error) {
+	opts := &metav1.PatchOptions{}
+	if err := q.scope.Parameters.DecodeParameters(q.r.URL.Query(), optionsVersion, opts); err != nil {
+		return writeOptions{}, apierrors.NewBadRequest(err.Error())
+	}
+	if errs := metav1validation.ValidatePatchOptions(opts, patchType); len(errs) > 0 {
+		return writeOptions{}, apierrors.NewInvalid(metaGroupVersion.WithKind("PatchOptions").GroupKind(), "", errs)
+	}
+	out := q.newWriteOptions(opts.DryRun, opts.FieldValidation, opts.FieldManager)
+	out.force = opts.Force != nil && *opts.Force
+	return out, nil
+}
+
+// track records in obj's managedFields what the write changes relative to
+// live, for the manager the write is made by.
+func (q *request) track(live, obj runtime.Object, opts writeOptions) runtime.Object {
+	fm := q.fields.forSubresource(q.info.Subresource)
+	if fm == nil {
+		return obj
+	}
+	return fm.UpdateNoErrors(live, obj, opts.manager)
 }
 
 const generatedSuffixChars = "bcdfghjklmnpqrstvwxz2456789"
@@ -182,12 +247,12 @@ func generateName(base string) string {
 }
 
 func (q *request) update(ctx context.Context) {
-	validation, dryRun, err := writeParams(q.r)
+	opts, err := q.updateOptions()
 	if err != nil {
 		q.fail(err)
 		return
 	}
-	obj, warnings, err := q.decodeBody(validation)
+	obj, warnings, err := q.decodeBody(opts.validation)
 	if err != nil {
 		q.fail(err)
 		return
@@ -207,9 +272,12 @@ func (q *request) update(ctx context.Context) {
 		return
 	}
 	q.Resource.Strategy.Default(obj)
-	out, err := q.updateObject(ctx, func(runtime.Object) (runtime.Object, error) { return obj.DeepCopyObject(), nil }, dryRun)
+	newState := func(current runtime.Object) (runtime.Object, error) {
+		return q.track(current, obj.DeepCopyObject(), opts), nil
+	}
+	out, err := q.updateObject(ctx, newState, opts.dryRun)
 	if storage.IsNotFound(err) && q.Resource.AllowCreateOnUpdate && q.info.Subresource == "" {
-		out, err = q.createObject(ctx, obj, dryRun)
+		out, err = q.createObject(ctx, obj, opts, false)
 		if err == nil {
 			q.respond(ctx, http.StatusCreated, out)
 			return

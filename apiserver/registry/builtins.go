@@ -11,6 +11,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
+// workloadScale is where Deployments, ReplicaSets and StatefulSets keep
+// what their scale subresource shows.
+var workloadScale = &ScaleSubresource{
+	SpecReplicasPath:   ".spec.replicas",
+	StatusReplicasPath: ".status.replicas",
+	LabelSelectorPath:  ".spec.selector",
+}
+
 var (
 	allVerbs       = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 	namespaceVerbs = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
@@ -36,6 +44,7 @@ type spec struct {
 	newList    func() runtime.Object
 	strategy   Strategy
 	status     StatusStrategy
+	scale      *ScaleSubresource
 	verbs      []string
 }
 
@@ -57,6 +66,7 @@ func (s spec) build() *Resource {
 		NewList:              s.newList,
 		Strategy:             s.strategy,
 		Status:               s.status,
+		Scale:                s.scale,
 	}
 }
 
@@ -109,13 +119,13 @@ func Builtins() *Catalog {
 			strategy: resourceQuotaStrategy{nsd(false)}, status: statusStrategy{validateStatus: validateQuotaStatus}},
 		{gv: appsV1, resource: "deployments", kind: "Deployment", short: []string{"deploy"}, categories: categoryAll, namespaced: true, prefix: "/registry/deployments",
 			newObj: func() runtime.Object { return &appsv1.Deployment{} }, newList: func() runtime.Object { return &appsv1.DeploymentList{} },
-			strategy: deploymentStrategy{nsd(true)}, status: statusStrategy{keepsLabels: true, validateStatus: validateDeploymentStatus}},
+			strategy: deploymentStrategy{nsd(true)}, status: statusStrategy{keepsLabels: true, validateStatus: validateDeploymentStatus}, scale: workloadScale},
 		{gv: appsV1, resource: "replicasets", kind: "ReplicaSet", short: []string{"rs"}, categories: categoryAll, namespaced: true, prefix: "/registry/replicasets",
 			newObj: func() runtime.Object { return &appsv1.ReplicaSet{} }, newList: func() runtime.Object { return &appsv1.ReplicaSetList{} },
-			strategy: replicaSetStrategy{nsd(true)}, status: statusStrategy{validateStatus: validateReplicaSetStatus}},
+			strategy: replicaSetStrategy{nsd(true)}, status: statusStrategy{validateStatus: validateReplicaSetStatus}, scale: workloadScale},
 		{gv: appsV1, resource: "statefulsets", kind: "StatefulSet", short: []string{"sts"}, categories: categoryAll, namespaced: true, prefix: "/registry/statefulsets",
 			newObj: func() runtime.Object { return &appsv1.StatefulSet{} }, newList: func() runtime.Object { return &appsv1.StatefulSetList{} },
-			strategy: statefulSetStrategy{nsd(true)}, status: statusStrategy{validateStatus: validateStatefulSetStatus}},
+			strategy: statefulSetStrategy{nsd(true)}, status: statusStrategy{validateStatus: validateStatefulSetStatus}, scale: workloadScale},
 		{gv: appsV1, resource: "daemonsets", kind: "DaemonSet", short: []string{"ds"}, categories: categoryAll, namespaced: true, prefix: "/registry/daemonsets",
 			newObj: func() runtime.Object { return &appsv1.DaemonSet{} }, newList: func() runtime.Object { return &appsv1.DaemonSetList{} },
 			strategy: daemonSetStrategy{nsd(true)}, status: statusStrategy{validateStatus: validateDaemonSetStatus}},

@@ -43,6 +43,8 @@ type Resource struct {
 	ReturnDeletedObject bool
 	// Status, when set, serves the status subresource.
 	Status StatusStrategy
+	// Scale, when set, serves the scale subresource (autoscaling/v1 Scale).
+	Scale *ScaleSubresource
 
 	// StoredAs is set when this resource is a view of another resource's
 	// storage (events.k8s.io/v1 events are stored as core/v1 events). The
@@ -58,6 +60,21 @@ type StorageView struct {
 	ToStorage func(obj runtime.Object) (runtime.Object, error)
 	// FromStorage converts a stored object to the served type.
 	FromStorage func(stored runtime.Object) (runtime.Object, error)
+}
+
+// ScaleSubresource says where a resource keeps what its autoscaling/v1
+// Scale shows, as JSON paths in the form CustomResourceDefinitions use
+// (".spec.replicas"), so that built-in and custom resources share one
+// implementation.
+type ScaleSubresource struct {
+	// SpecReplicasPath is the desired replica count; a Scale write sets it.
+	SpecReplicasPath string
+	// StatusReplicasPath is the observed replica count.
+	StatusReplicasPath string
+	// LabelSelectorPath, when set, points at the pod selector: a
+	// metav1.LabelSelector (built-in workloads) or its string form (custom
+	// resources). It becomes the Scale's status.selector.
+	LabelSelectorPath string
 }
 
 // GroupVersionKind of the objects served.

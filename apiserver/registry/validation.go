@@ -41,13 +41,6 @@ func validateNonNegativePtr[T ~int32 | ~int64](v *T, p *field.Path) field.ErrorL
 	return validateNonNegative(int64(*v), p)
 }
 
-func validatePositive(v int64, p *field.Path) field.ErrorList {
-	if v <= 0 {
-		return field.ErrorList{field.Invalid(p, v, msgPositive)}
-	}
-	return nil
-}
-
 func validateImmutable(newVal, oldVal any, p *field.Path) field.ErrorList {
 	return apimachineryvalidation.ValidateImmutableField(newVal, oldVal, p)
 }

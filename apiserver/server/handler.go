@@ -30,15 +30,20 @@ var anonymousPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz"
 
 // handler is the request chain: panic recovery, metrics, authentication,
 // timeouts, then routing.
-func (a *api) handler() http.Handler {
+func (a *api) handler() (http.Handler, error) {
 	scope := &endpoints.Scope{
 		Codecs:            a.codecs,
 		MaxBodyBytes:      a.options.MaxRequestBodyBytes,
 		MinRequestTimeout: time.Duration(a.options.MinRequestTimeout) * time.Second,
 		Admission:         a.admission(),
 		Parameters:        runtime.NewParameterCodec(a.scheme),
+		Scheme:            a.scheme,
+		TypeConverter:     a.typeConverter,
 	}
-	resources := endpoints.NewHandler(scope, a.endpoints)
+	resources, err := endpoints.NewHandler(scope, a.endpoints)
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", a.health("healthz"))
 	mux.HandleFunc("/livez", a.health("livez"))
@@ -58,7 +63,7 @@ func (a *api) handler() http.Handler {
 		defer cancel()
 		resources.Serve(w, r.WithContext(ctx), info)
 	})
-	return a.recoverPanics(a.metrics.instrument(a.authenticate(mux)))
+	return a.recoverPanics(a.metrics.instrument(a.authenticate(mux))), nil
 }
 
 // requestContext bounds non-watch requests by the request timeout.

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"tower.dev/tower/apiserver/admission"
@@ -75,8 +76,12 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	requestCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
+	handler, err := api.handler()
+	if err != nil {
+		return fmt.Errorf("handler: %w", err)
+	}
 	srv := &http.Server{
-		Handler:           api.handler(),
+		Handler:           handler,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 30 * time.Second,
 		MaxHeaderBytes:    1 << 20,
@@ -162,9 +167,11 @@ type api struct {
 	byGVR     map[schema.GroupVersionResource]*endpoints.Endpoint
 	discovery *discovery.Documents
 	openapi   *openapi.Documents
-	metrics   *metrics
-	etcd      *clientv3.Client
-	services  *admission.ServiceAllocator
+	// typeConverter knows every served kind's structure, for managedFields.
+	typeConverter managedfields.TypeConverter
+	metrics       *metrics
+	etcd          *clientv3.Client
+	services      *admission.ServiceAllocator
 }
 
 // NewScheme registers every built-in type Tower serves plus the meta types
@@ -220,6 +227,13 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 	a.discovery = discovery.New(a.catalog)
 	if a.openapi, err = openapi.New(a.catalog, scheme, KubernetesVersion); err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
+	}
+	schemas, err := a.openapi.TypeSchemas()
+	if err != nil {
+		return nil, err
+	}
+	if a.typeConverter, err = managedfields.NewTypeConverter(schemas, false); err != nil {
+		return nil, fmt.Errorf("type converter for managed fields: %w", err)
 	}
 	if a.services, err = newServiceAllocator(o, a.byGVR[corev1.SchemeGroupVersion.WithResource("services")]); err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -60,22 +59,4 @@ func TestPatch(t *testing.T) {
 			t.Errorf("code = %d, want 422 (error %v)", code, err)
 		}
 	})
-}
-
-// TestStrategicMergePatchNotYetSupported pins Tower's current answer to a
-// strategic merge patch: 415, as kube-apiserver answers for types without
-// strategic merge metadata. kube-apiserver does accept it for ConfigMaps;
-// when Tower implements it this test becomes a positive one.
-func TestStrategicMergePatchNotYetSupported(t *testing.T) {
-	ctx := t.Context()
-	ns := controlPlane.CreateNamespace(t)
-	configMaps := controlPlane.Clientset().CoreV1().ConfigMaps(ns)
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "smp"}, Data: map[string]string{"a": "1"}}
-	if _, err := configMaps.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	_, err := configMaps.Patch(ctx, "smp", types.StrategicMergePatchType, []byte(`{"data":{"b":"2"}}`), metav1.PatchOptions{})
-	if !apierrors.IsUnsupportedMediaType(err) {
-		t.Fatalf("strategic merge patch: got %v, want 415 UnsupportedMediaType", err)
-	}
 }
