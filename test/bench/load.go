@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
+
+	"tower.dev/tower/test/framework"
 )
 
 // scale sizes the load; -short shrinks it to a quick sanity check.
@@ -52,13 +54,12 @@ type measurement map[string]float64
 
 // cpuMeter measures the CPU time the two server processes spend in a phase.
 type cpuMeter struct {
-	c                     *cluster
 	apiserver, etcd       time.Duration
 	apiserverPid, etcdPid int
 }
 
 func startCPUMeter(c *cluster) (*cpuMeter, error) {
-	m := &cpuMeter{c: c, apiserverPid: c.apiserver.Pid(), etcdPid: c.etcd.Pid()}
+	m := &cpuMeter{apiserverPid: c.cp.APIServerProcess.Pid(), etcdPid: c.cp.EtcdProcess.Pid()}
 	var err error
 	if m.apiserver, err = cpuTime(m.apiserverPid); err != nil {
 		return nil, err
@@ -84,8 +85,8 @@ func (m *cpuMeter) stop() (apiserver, etcd time.Duration, err error) {
 
 // runLoad drives every phase against one cluster and returns its numbers.
 func runLoad(ctx context.Context, c *cluster, sc scale) (measurement, error) {
-	log := logr.FromContextOrDiscard(ctx).WithValues("server", c.flavor.name)
-	result := measurement{"startup seconds": c.startup.Seconds()}
+	log := logr.FromContextOrDiscard(ctx).WithValues("server", c.name)
+	result := measurement{"startup seconds": c.cp.APIServerStartup.Seconds()}
 	for _, ns := range []string{loadNamespace, watchNamespace} {
 		_, err := c.clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		if err != nil {
@@ -123,7 +124,7 @@ func runLoad(ctx context.Context, c *cluster, sc scale) (measurement, error) {
 		return nil, err
 	}
 
-	for name, p := range map[string]interface{ Pid() int }{"apiserver": c.apiserver, "etcd": c.etcd} {
+	for name, p := range map[string]*framework.Process{"apiserver": c.cp.APIServerProcess, "etcd": c.cp.EtcdProcess} {
 		rss, err := peakRSS(p.Pid())
 		if err != nil {
 			return nil, err
@@ -322,7 +323,7 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 	result["watch missed events"] = float64(missed)
 	result["watch unexpected events"] = float64(unexpected.Load())
 	if first := firstUnexpected.Load(); first != nil {
-		logr.FromContextOrDiscard(ctx).Info("unexpected watch event", "server", c.flavor.name, "first", *first)
+		logr.FromContextOrDiscard(ctx).Info("unexpected watch event", "server", c.name, "first", *first)
 	}
 	result["watch apiserver CPU s/1000 deliveries"] = apiserverCPU.Seconds() / (float64(expected) / 1000)
 	return nil

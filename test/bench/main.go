@@ -66,7 +66,7 @@ func main() {
 
 func run() int {
 	short := flag.Bool("short", false, "small load for a quick sanity check")
-	refDir := flag.String("ref", defaultReferenceDir(), "directory holding the reference bin/kube-apiserver and bin/etcd")
+	refDir := flag.String("ref", framework.DefaultReferenceDir(), "directory holding the reference bin/kube-apiserver and bin/etcd")
 	towerBin := flag.String("tower", "", "use this tower binary instead of building one")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, data) after the run")
 	flag.Parse()
@@ -87,17 +87,6 @@ func run() int {
 	return 0
 }
 
-func defaultReferenceDir() string {
-	if ref := os.Getenv("REF"); ref != "" {
-		return ref
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(home, ".cache", "tower-reference")
-}
-
 func benchmark(ctx context.Context, sc scale, refDir, towerBin string, keep bool) error {
 	log := logr.FromContextOrDiscard(ctx)
 	dir, err := os.MkdirTemp("", "tower-bench-")
@@ -116,62 +105,46 @@ func benchmark(ctx context.Context, sc scale, refDir, towerBin string, keep bool
 			return err
 		}
 	}
-	creds, err := createCredentials(filepath.Join(dir, "pki"))
-	if err != nil {
-		return err
-	}
-
-	flavors := []flavor{towerFlavor(towerBin)}
-	refBin := filepath.Join(refDir, "bin")
-	if haveReference(refBin) {
-		flavors = append(flavors, referenceFlavor(refBin))
+	targets := []framework.Binaries{framework.TowerBinaries(towerBin)}
+	if reference, err := framework.ReferenceBinaries(refDir); err == nil {
+		targets = append(targets, reference)
 	} else {
-		log.Info("no reference build: reporting Tower alone (run /work/shared/reference/build.sh to compare)", "looked in", refBin)
+		log.Info("no reference build: reporting Tower alone (run /work/shared/reference/build.sh to compare)", "reason", err.Error())
 	}
 
-	results := make([]measurement, len(flavors))
-	for i, f := range flavors {
-		log.Info("starting", "server", f.name)
-		c, err := startCluster(ctx, f, creds, filepath.Join(dir, f.name))
+	results := make([]measurement, len(targets))
+	for i, bins := range targets {
+		log.Info("starting", "server", bins.Name)
+		c, err := startCluster(ctx, bins, filepath.Join(dir, bins.Name))
 		if err != nil {
 			return err
 		}
 		results[i], err = runLoad(ctx, c, sc)
-		stopErr := c.stop(context.WithoutCancel(ctx))
+		stopErr := c.cp.Stop()
 		if err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
+			return fmt.Errorf("%s: %w", bins.Name, err)
 		}
 		if stopErr != nil {
-			return fmt.Errorf("stopping %s: %w", f.name, stopErr)
+			return fmt.Errorf("stopping %s: %w", bins.Name, stopErr)
 		}
 	}
 
-	printReport(os.Stdout, sc, flavors, results)
+	printReport(os.Stdout, sc, targets, results)
 	if missed := results[0]["watch missed events"]; missed > 0 {
 		return fmt.Errorf("tower dropped %.0f watch events", missed)
 	}
 	return nil
 }
 
-func haveReference(binDir string) bool {
-	for _, name := range []string{"kube-apiserver", "etcd"} {
-		info, err := os.Stat(filepath.Join(binDir, name))
-		if err != nil || info.Mode()&0o111 == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func printReport(out io.Writer, sc scale, flavors []flavor, results []measurement) {
+func printReport(out io.Writer, sc scale, targets []framework.Binaries, results []measurement) {
 	fmt.Fprintf(out, "\n%d ConfigMaps (~1 KiB), %d concurrent writers, %d LIST runs, %d watchers x %d events every %s;\netcd with --unsafe-no-fsync, clients without response compression, loopback; %s\n\n",
 		sc.objects, sc.writers, sc.listRuns, sc.watchers, sc.watchEvents, sc.watchInterval, time.Now().Format(time.DateTime))
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	header := "metric\t"
-	for _, f := range flavors {
-		header += f.name + "\t"
+	for _, target := range targets {
+		header += target.Name + "\t"
 	}
-	if len(flavors) == 2 {
+	if len(targets) == 2 {
 		header += "ratio\t"
 	}
 	fmt.Fprintln(w, header)
@@ -186,7 +159,7 @@ func printReport(out io.Writer, sc scale, flavors []flavor, results []measuremen
 		fmt.Fprintln(w, line)
 	}
 	w.Flush()
-	if len(flavors) == 2 {
+	if len(targets) == 2 {
 		fmt.Fprintln(out, "\nratio = tower / kube-apiserver; (+) marks where Tower does better.")
 	}
 }

@@ -49,7 +49,14 @@ type ControlPlane struct {
 	EtcdClient *clientv3.Client
 	// Dir holds the etcd data, the PKI and the kubeconfig.
 	Dir string
+	// APIServerProcess and EtcdProcess are set when the control plane runs
+	// as child processes (StartProcesses), so their cost can be measured.
+	APIServerProcess *Process
+	EtcdProcess      *Process
+	// APIServerStartup is how long the API server took from launch to /readyz.
+	APIServerStartup time.Duration
 
+	apiserverArgv []string
 	logger        logr.Logger
 	serverOptions *server.Options
 	address       string
@@ -126,7 +133,15 @@ func start(ctx context.Context, dir string, removeDir bool, opts ...Option) (*Co
 		opt(&s)
 	}
 	cp := &ControlPlane{Dir: dir, removeDir: removeDir, logger: s.logger, address: "127.0.0.1:0"}
-	if err := cp.boot(ctx, s); err != nil {
+	boot := cp.boot
+	if os.Getenv(AgainstEnv) == AgainstReference {
+		bins, err := ReferenceBinaries(DefaultReferenceDir())
+		if err != nil {
+			return nil, err
+		}
+		boot = func(ctx context.Context, s settings) error { return cp.bootProcesses(ctx, bins, s) }
+	}
+	if err := boot(ctx, s); err != nil {
 		if stopErr := cp.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
@@ -146,13 +161,8 @@ func (cp *ControlPlane) boot(ctx context.Context, s settings) error {
 		return fmt.Errorf("starting embedded etcd: %w", err)
 	}
 	cp.EtcdEndpoints = cp.etcd.Endpoints()
-	cp.EtcdClient, err = clientv3.New(clientv3.Config{
-		Endpoints:   cp.EtcdEndpoints,
-		DialTimeout: 10 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		return fmt.Errorf("connecting to embedded etcd: %w", err)
+	if err := cp.connectEtcd(); err != nil {
+		return err
 	}
 
 	creds, err := createCredentials(filepath.Join(cp.Dir, "pki"))
@@ -178,6 +188,16 @@ func (cp *ControlPlane) boot(ctx context.Context, s settings) error {
 		return fmt.Errorf("listening on loopback: %w", err)
 	}
 	cp.address = listener.Addr().String()
+	if err := cp.setUpClients(creds); err != nil {
+		listener.Close()
+		return err
+	}
+	return cp.runServer(ctx, listener)
+}
+
+// setUpClients builds the admin rest.Config, clientset and kubeconfig for
+// the server at cp.address.
+func (cp *ControlPlane) setUpClients(creds credentials) error {
 	host := "https://" + cp.address
 	cp.Config = &rest.Config{
 		Host: host,
@@ -188,17 +208,27 @@ func (cp *ControlPlane) boot(ctx context.Context, s settings) error {
 		},
 		QPS: -1,
 	}
+	var err error
 	cp.clientset, err = kubernetes.NewForConfig(cp.Config)
 	if err != nil {
-		listener.Close()
 		return fmt.Errorf("building admin clientset: %w", err)
 	}
 	cp.KubeconfigPath = filepath.Join(cp.Dir, "admin.kubeconfig")
-	if err := writeAdminKubeconfig(cp.KubeconfigPath, host, creds); err != nil {
-		listener.Close()
-		return err
+	return writeAdminKubeconfig(cp.KubeconfigPath, host, creds)
+}
+
+// connectEtcd opens cp.EtcdClient on cp.EtcdEndpoints.
+func (cp *ControlPlane) connectEtcd() error {
+	var err error
+	cp.EtcdClient, err = clientv3.New(clientv3.Config{
+		Endpoints:   cp.EtcdEndpoints,
+		DialTimeout: 10 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return fmt.Errorf("connecting to etcd at %v: %w", cp.EtcdEndpoints, err)
 	}
-	return cp.runServer(ctx, listener)
+	return nil
 }
 
 // runServer starts server.Run on listener and waits until it is ready.
@@ -208,14 +238,33 @@ func (cp *ControlPlane) runServer(ctx context.Context, listener net.Listener) er
 	runCtx, cancel := context.WithCancel(logr.NewContext(context.Background(), cp.logger))
 	cp.cancelServer = cancel
 	cp.runDone = make(chan error, 1)
+	launched := time.Now()
 	go func() { cp.runDone <- server.Run(runCtx, &o) }()
-	return cp.waitReady(ctx)
+	if err := cp.waitReady(ctx, cp.serverExited); err != nil {
+		return err
+	}
+	cp.APIServerStartup = time.Since(launched)
+	return nil
+}
+
+// serverExited reports whether the in-process server has returned.
+func (cp *ControlPlane) serverExited() error {
+	select {
+	case err := <-cp.runDone:
+		cp.runDone <- err
+		return fmt.Errorf("API server exited: %w", err)
+	default:
+		return nil
+	}
 }
 
 // RestartAPIServer stops the API server and starts a fresh one on the same
 // address and etcd, as after a crash or an upgrade: caches start empty,
 // clients reconnect.
 func (cp *ControlPlane) RestartAPIServer(ctx context.Context) error {
+	if cp.APIServerProcess != nil {
+		return cp.restartAPIServerProcess(ctx)
+	}
 	if err := cp.stopServer(); err != nil {
 		return err
 	}
@@ -226,9 +275,9 @@ func (cp *ControlPlane) RestartAPIServer(ctx context.Context) error {
 	return cp.runServer(ctx, listener)
 }
 
-// waitReady polls /readyz until it answers 200, the server exits or the
-// deadline passes.
-func (cp *ControlPlane) waitReady(ctx context.Context) error {
+// waitReady polls /readyz until it answers 200, exited reports that the
+// server is gone, or the deadline passes.
+func (cp *ControlPlane) waitReady(ctx context.Context, exited func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	ticker := time.NewTicker(50 * time.Millisecond)
@@ -241,10 +290,10 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 			return nil
 		}
 		lastErr = result.Error()
+		if err := exited(); err != nil {
+			return fmt.Errorf("API server gone before becoming ready: %w", err)
+		}
 		select {
-		case err := <-cp.runDone:
-			cp.runDone <- err
-			return fmt.Errorf("API server exited before becoming ready: %w", err)
 		case <-ctx.Done():
 			return fmt.Errorf("API server not ready after %s (last /readyz error: %v): %w", readyTimeout, lastErr, ctx.Err())
 		case <-ticker.C:
@@ -281,6 +330,11 @@ func (cp *ControlPlane) Stop() error {
 	if err := cp.stopServer(); err != nil {
 		errs = append(errs, err)
 	}
+	if cp.APIServerProcess != nil {
+		if err := cp.APIServerProcess.Stop(context.Background(), processStopGrace); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if cp.EtcdClient != nil {
 		if err := cp.EtcdClient.Close(); err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, fmt.Errorf("closing etcd client: %w", err))
@@ -288,6 +342,11 @@ func (cp *ControlPlane) Stop() error {
 	}
 	if cp.etcd != nil {
 		cp.etcd.Close()
+	}
+	if cp.EtcdProcess != nil {
+		if err := cp.EtcdProcess.Stop(context.Background(), processStopGrace); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if cp.removeDir {
 		if err := os.RemoveAll(cp.Dir); err != nil {

@@ -1,6 +1,10 @@
 package framework
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 
@@ -56,4 +60,18 @@ func writeAdminKubeconfig(path, host string, creds credentials) error {
 		return fmt.Errorf("writing admin kubeconfig: %w", err)
 	}
 	return nil
+}
+
+// writeServiceAccountKey creates the token signing key kube-apiserver
+// insists on, even when nothing uses tokens.
+func writeServiceAccountKey(path string) (string, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return "", fmt.Errorf("generating service account key: %w", err)
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", fmt.Errorf("writing service account key: %w", err)
+	}
+	return path, nil
 }
