@@ -29,16 +29,16 @@ LDFLAGS = -X tower.dev/tower/cmd/tower/internal/version.tower=$(VERSION) \
 		-X $(p).gitCommit=$(COMMIT) -X $(p).gitTreeState=$(TREE_STATE) -X $(p).buildDate=$(BUILD_DATE))
 
 # Debian packages Tower needs at run time, installed by `make deps` only
-# when missing. Empty while Tower is only the control plane; the node agent
-# adds containerd, runc, containernetworking-plugins and nftables.
-SYSTEM_PACKAGES ?=
+# when missing: the node agent's runtime (containerd, runc), pod network
+# (CNI plugins), service proxy (nftables), and busybox for the shell image.
+SYSTEM_PACKAGES ?= containerd runc containernetworking-plugins nftables busybox-static
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 # SA1019 (use of deprecated identifiers) is off: an API server must keep
 # serving deprecated types and fields (core/v1 Endpoints, orphanDependents).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -checks 'inherit,-SA1019'
 
-.PHONY: all build envtest-assets deps run test lint bench clean
+.PHONY: all build envtest-assets images deps run test lint bench clean
 
 all: build
 
@@ -50,6 +50,11 @@ build:
 envtest-assets: build
 	mkdir -p $(ENVTEST_ASSETS)
 	for name in kube-apiserver etcd kubectl; do ln -sfn ../tower $(ENVTEST_ASSETS)/$$name; done
+
+# The test images (echo, crashloop, busybox) as OCI archives that
+# `tower images import` and `tower up --images-dir` load without a registry.
+images:
+	$(GO) run ./test/images/build $(BIN)/images
 
 deps:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required (https://go.dev/dl/)" >&2; exit 1; }

@@ -45,6 +45,8 @@ Run "tower up" to start a cluster on this machine, then use it with
 		newEtcdCommand(),
 		newKubectlCommand(),
 		newVersionCommand(),
+		newNodeCommand(),
+		newImagesCommand(),
 	)
 	return root
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"tower.dev/tower/nodeagent"
+	"tower.dev/tower/nodeagent/containers"
+)
+
+// nodeOptions are the flags of `tower node`, shared with `tower up` where
+// they configure the local node.
+type nodeOptions struct {
+	NodeName            string
+	DataDir             string
+	ContainerdAddress   string
+	ContainerdNamespace string
+	ImagesDir           string
+	PodCIDR             string
+	CNIBinDir           string
+	HostNetNS           string
+	NodeIP              string
+}
+
+func newNodeOptions(dataDir string) *nodeOptions {
+	hostname, _ := os.Hostname()
+	return &nodeOptions{
+		NodeName:            hostname,
+		DataDir:             dataDir,
+		ContainerdNamespace: nodeagent.DefaultContainerdNamespace,
+		PodCIDR:             "10.244.0.0/24",
+	}
+}
+
+// addFlags registers the node flags; up is true for `tower up`, which
+// has its own --data-dir.
+func (o *nodeOptions) addFlags(fs *pflag.FlagSet, up bool) {
+	if !up {
+		fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory for the node's state: logs, volumes, network state and (without --containerd-address) a private containerd.")
+		fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the Node object this agent registers.")
+		fs.StringVar(&o.ImagesDir, "images-dir", o.ImagesDir, "Directory of OCI image archives (*.tar) imported at start.")
+	}
+	fs.StringVar(&o.ContainerdAddress, "containerd-address", o.ContainerdAddress, "Socket of an existing containerd. Empty starts a private one under the data directory.")
+	fs.StringVar(&o.ContainerdNamespace, "containerd-namespace", o.ContainerdNamespace, "containerd namespace holding this node's containers.")
+	fs.StringVar(&o.PodCIDR, "pod-cidr", o.PodCIDR, "Subnet the node's pods get addresses from.")
+	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "Directory of the CNI plugins (default /usr/lib/cni).")
+	fs.StringVar(&o.HostNetNS, "host-netns", o.HostNetNS, "Named network namespace (ip netns) standing for the node's host network; the pod bridge and routes go there instead of the host's own.")
+	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "The node's InternalIP. Empty picks the first global IPv4 address of the host network.")
+}
+
+func newNodeCommand() *cobra.Command {
+	o := newNodeOptions(filepath.Join(defaultDataDir(), "node"))
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run the node agent: register a Node and run the pods bound to it",
+		Long: `Run Tower's node agent (its kubelet). It registers a Node, renews its
+Lease, and runs the pods bound to it in containerd, with a network
+namespace per pod set up through CNI, reporting their status back.
+
+Needs root, containerd and runc, and the CNI plugins (Debian's
+containernetworking-plugins).`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			ctx = logr.NewContext(ctx, klog.Background())
+			config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+			if err != nil {
+				return fmt.Errorf("loading --kubeconfig: %w", err)
+			}
+			return runNode(ctx, o, config, cmd.OutOrStdout())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "Kubeconfig to reach the API server.")
+	o.addFlags(fs, false)
+	return cmd
+}
+
+// nodeUnavailableReason says why this machine cannot run a node agent, or
+// "" when it can.
+func nodeUnavailableReason(o *nodeOptions) string {
+	if os.Geteuid() != 0 {
+		return "the node agent needs root (network namespaces, mounts, containerd)"
+	}
+	if o.ContainerdAddress == "" {
+		if _, err := exec.LookPath("containerd"); err != nil {
+			return "containerd is not installed (apt-get install containerd runc containernetworking-plugins, or make deps)"
+		}
+	}
+	return ""
+}
+
+// runNode runs the node agent until ctx ends, starting a private
+// containerd first when no address is given and stopping it at the end.
+func runNode(ctx context.Context, o *nodeOptions, config *rest.Config, out io.Writer) (err error) {
+	if reason := nodeUnavailableReason(o); reason != "" {
+		return errors.New(reason)
+	}
+	dataDir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return fmt.Errorf("resolving node data dir: %w", err)
+	}
+	address := o.ContainerdAddress
+	if address == "" {
+		daemon, err := containers.StartDaemon(ctx, containers.DaemonConfig{Dir: filepath.Join(dataDir, "containerd")})
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, daemon.Stop(context.Background())) }()
+		address = daemon.Address
+		fmt.Fprintf(out, "Started containerd at %s (log %s)\n", address, daemon.LogPath)
+	}
+	return nodeagent.Run(ctx, nodeagent.Config{
+		NodeName:            o.NodeName,
+		RESTConfig:          config,
+		ContainerdAddress:   address,
+		ContainerdNamespace: o.ContainerdNamespace,
+		RootDir:             dataDir,
+		ImagesDir:           o.ImagesDir,
+		PodCIDR:             o.PodCIDR,
+		CNIBinDir:           o.CNIBinDir,
+		HostNetNS:           o.HostNetNS,
+		NodeIP:              o.NodeIP,
+	})
+}

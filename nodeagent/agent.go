@@ -1,0 +1,277 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"tower.dev/tower/nodeagent/containers"
+	"tower.dev/tower/nodeagent/podnet"
+)
+
+// DefaultContainerdNamespace is the containerd namespace Tower keeps its
+// containers in, apart from anything else the daemon runs.
+const DefaultContainerdNamespace = "tower"
+
+// Config is what `tower node` needs to run.
+type Config struct {
+	// NodeName is the Node object this agent registers and serves.
+	NodeName string
+	// RESTConfig reaches the API server.
+	RESTConfig *rest.Config
+	// ContainerdAddress is containerd's socket.
+	ContainerdAddress string
+	// ContainerdNamespace keeps this agent's containers apart; two agents
+	// on one machine need different namespaces.
+	ContainerdNamespace string
+	// RootDir holds logs, volumes and network state.
+	RootDir string
+	// ImagesDir holds OCI archives imported at start; may be empty.
+	ImagesDir string
+	// PodCIDR is the node's pod subnet.
+	PodCIDR string
+	// CNIBinDir holds the CNI plugins.
+	CNIBinDir string
+	// Bridge names the node's pod bridge.
+	Bridge string
+	// HostNetNS names (in /run/netns) the network namespace standing for
+	// the node's host network; empty is the agent's own.
+	HostNetNS string
+	// NodeIP is the node's InternalIP; empty picks the first global IPv4
+	// address.
+	NodeIP string
+	// LeaseInterval is how often the Lease is renewed.
+	LeaseInterval time.Duration
+	// StatusInterval is how often the Node's status is reported.
+	StatusInterval time.Duration
+}
+
+// Defaults fills in unset fields.
+func (c *Config) Defaults() {
+	if c.ContainerdNamespace == "" {
+		c.ContainerdNamespace = DefaultContainerdNamespace
+	}
+	if c.PodCIDR == "" {
+		c.PodCIDR = "10.244.0.0/24"
+	}
+	if c.CNIBinDir == "" {
+		c.CNIBinDir = podnet.DefaultBinDir
+	}
+	if c.Bridge == "" {
+		c.Bridge = "tower0"
+	}
+	if c.LeaseInterval == 0 {
+		c.LeaseInterval = 10 * time.Second
+	}
+	if c.StatusInterval == 0 {
+		c.StatusInterval = time.Minute
+	}
+}
+
+// Agent is a running node agent.
+type Agent struct {
+	cfg       Config
+	client    kubernetes.Interface
+	runtime   *containers.Runtime
+	network   *podnet.Network
+	nodeIP    net.IP
+	version   string
+	startTime time.Time
+
+	mu      sync.Mutex
+	workers map[types.UID]*podWorker
+	wg      sync.WaitGroup
+}
+
+// Run registers the node and runs its pods until ctx ends. Containers keep
+// running when it returns: a restarted agent adopts them.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.Defaults()
+	log := logr.FromContextOrDiscard(ctx).WithValues("node", cfg.NodeName)
+	ctx = logr.NewContext(ctx, log)
+	if cfg.NodeName == "" {
+		return errors.New("node name is required")
+	}
+	rootDir, err := filepath.Abs(cfg.RootDir)
+	if err != nil {
+		return fmt.Errorf("resolving root dir: %w", err)
+	}
+	cfg.RootDir = rootDir
+	if err := os.MkdirAll(rootDir, 0o700); err != nil {
+		return fmt.Errorf("creating root dir: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(cfg.RESTConfig)
+	if err != nil {
+		return fmt.Errorf("building client: %w", err)
+	}
+	rt, err := containers.Connect(ctx, cfg.ContainerdAddress, cfg.ContainerdNamespace)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	version, err := rt.Version(ctx)
+	if err != nil {
+		return err
+	}
+	hostNetNSPath := ""
+	if cfg.HostNetNS != "" {
+		hostNetNSPath = filepath.Join("/run/netns", cfg.HostNetNS)
+	}
+	network, err := podnet.New(podnet.Config{
+		BinDir:        cfg.CNIBinDir,
+		StateDir:      filepath.Join(rootDir, "network"),
+		PodCIDR:       cfg.PodCIDR,
+		Bridge:        cfg.Bridge,
+		HostNetNSPath: hostNetNSPath,
+	})
+	if err != nil {
+		return err
+	}
+	nodeIP, err := chooseNodeIP(cfg.NodeIP, hostNetNSPath)
+	if err != nil {
+		return err
+	}
+	a := &Agent{
+		cfg:       cfg,
+		client:    client,
+		runtime:   rt,
+		network:   network,
+		nodeIP:    nodeIP,
+		version:   version,
+		startTime: time.Now(),
+		workers:   map[types.UID]*podWorker{},
+	}
+	if cfg.ImagesDir != "" {
+		names, err := rt.ImportDirectory(ctx, cfg.ImagesDir)
+		if err != nil {
+			return fmt.Errorf("importing images from %s: %w", cfg.ImagesDir, err)
+		}
+		log.Info("imported images", "dir", cfg.ImagesDir, "images", names)
+	}
+	if err := a.registerNode(ctx); err != nil {
+		return err
+	}
+	log.Info("node registered", "containerd", version, "ip", nodeIP.String(), "podCIDR", cfg.PodCIDR)
+
+	var background sync.WaitGroup
+	background.Go(func() { a.heartbeat(ctx) })
+	err = a.runPods(ctx)
+	background.Wait()
+	a.wg.Wait()
+	return err
+}
+
+// runPods watches the pods bound to this node and gives each a worker.
+func (a *Agent) runPods(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.cfg.NodeName).String()
+		}))
+	informer := factory.Core().V1().Pods().Informer()
+	_, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { a.podChanged(ctx, obj) },
+		UpdateFunc: func(_, obj any) { a.podChanged(ctx, obj) },
+		DeleteFunc: func(obj any) {
+			if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tombstone.Obj
+			}
+			if pod, ok := obj.(*corev1.Pod); ok {
+				a.podRemoved(pod)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watching pods: %w", err)
+	}
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		return ctx.Err()
+	}
+	if err := a.removeOrphans(ctx, informer.GetStore()); err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "removing containers of pods that are gone")
+	}
+	<-ctx.Done()
+	factory.Shutdown()
+	return nil
+}
+
+func (a *Agent) podChanged(ctx context.Context, obj any) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	w, ok := a.workers[pod.UID]
+	if !ok {
+		w = newPodWorker(a, pod)
+		a.workers[pod.UID] = w
+		a.wg.Go(func() {
+			w.run(ctx)
+			a.mu.Lock()
+			delete(a.workers, pod.UID)
+			a.mu.Unlock()
+		})
+	}
+	w.update(pod, false)
+}
+
+func (a *Agent) podRemoved(pod *corev1.Pod) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if w, ok := a.workers[pod.UID]; ok {
+		w.update(pod, true)
+	}
+}
+
+// removeOrphans deletes containers whose pod no longer exists (deleted
+// while the agent was down) and releases their network.
+func (a *Agent) removeOrphans(ctx context.Context, store cache.Store) error {
+	known := map[string]bool{}
+	for _, obj := range store.List() {
+		if pod, ok := obj.(*corev1.Pod); ok {
+			known[string(pod.UID)] = true
+		}
+	}
+	list, err := a.runtime.List(ctx, labelPodUID)
+	if err != nil {
+		return err
+	}
+	torndown := map[string]bool{}
+	var errs []error
+	for _, c := range list {
+		uid := c.Labels[labelPodUID]
+		if known[uid] {
+			continue
+		}
+		logr.FromContextOrDiscard(ctx).Info("removing container of a pod that is gone", "container", c.ID, "podUID", uid)
+		if err := a.runtime.Stop(ctx, c.ID, 0); err != nil {
+			errs = append(errs, err)
+		}
+		if err := a.runtime.Remove(ctx, c.ID); err != nil {
+			errs = append(errs, err)
+		}
+		if !torndown[uid] {
+			torndown[uid] = true
+			if err := a.network.Teardown(ctx, uid, c.Labels[labelPodNamespace], c.Labels[labelPodName], c.Labels[labelNetNS]); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,425 @@
+// Package containers is the node agent's view of containerd: a private
+// daemon it can start, and a client that imports images and runs the
+// containers of pods in Tower's own containerd namespace.
+package containers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Runtime runs containers in one containerd namespace.
+type Runtime struct {
+	client    *client.Client
+	namespace string
+}
+
+// Connect dials containerd at address (a unix socket path) and scopes every
+// call to namespace.
+func Connect(ctx context.Context, address, namespace string) (*Runtime, error) {
+	c, err := client.New(address, client.WithDefaultNamespace(namespace), client.WithTimeout(10*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to containerd at %s: %w", address, err)
+	}
+	return &Runtime{client: c, namespace: namespace}, nil
+}
+
+// Close releases the connection.
+func (r *Runtime) Close() error { return r.client.Close() }
+
+// Version is containerd's version, as nodeInfo.containerRuntimeVersion
+// reports it without the scheme.
+func (r *Runtime) Version(ctx context.Context) (string, error) {
+	v, err := r.client.Version(r.scoped(ctx))
+	if err != nil {
+		return "", fmt.Errorf("containerd version: %w", err)
+	}
+	return strings.TrimPrefix(v.Version, "v"), nil
+}
+
+func (r *Runtime) scoped(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, r.namespace)
+}
+
+// NormalizeImage turns a pod's image reference into the fully qualified name
+// containerd stores (busybox becomes docker.io/library/busybox:latest).
+func NormalizeImage(image string) (string, error) {
+	named, err := reference.ParseDockerRef(image)
+	if err != nil {
+		return "", fmt.Errorf("parsing image %q: %w", image, err)
+	}
+	return named.String(), nil
+}
+
+// ImportArchive loads an OCI (or Docker) image archive and unpacks every
+// image in it, returning their names.
+func (r *Runtime) ImportArchive(ctx context.Context, path string) ([]string, error) {
+	ctx = r.scoped(ctx)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening image archive: %w", err)
+	}
+	defer f.Close()
+	imported, err := r.client.Import(ctx, f, client.WithAllPlatforms(false))
+	if err != nil {
+		return nil, fmt.Errorf("importing %s: %w", path, err)
+	}
+	var names []string
+	for _, img := range imported {
+		image := client.NewImage(r.client, img)
+		if err := image.Unpack(ctx, ""); err != nil {
+			return nil, fmt.Errorf("unpacking %s from %s: %w", img.Name, path, err)
+		}
+		names = append(names, img.Name)
+	}
+	return names, nil
+}
+
+// ImportDirectory imports every *.tar archive in dir; a missing dir is not
+// an error.
+func (r *Runtime) ImportDirectory(ctx context.Context, dir string) ([]string, error) {
+	archives, err := filepath.Glob(filepath.Join(dir, "*.tar"))
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	var names []string
+	for _, archive := range archives {
+		imported, err := r.ImportArchive(ctx, archive)
+		if err != nil {
+			return names, err
+		}
+		names = append(names, imported...)
+	}
+	return names, nil
+}
+
+// ErrImageNotPresent is returned by Image when the image is not in
+// containerd and may not be pulled.
+var ErrImageNotPresent = errors.New("image not present on the node")
+
+// Image returns the image, pulling it from its registry when pull is true
+// and it is missing (or always, when pull is true and always is true).
+// The returned ID is the image's config digest, as imageID reports it.
+func (r *Runtime) Image(ctx context.Context, ref string, pull, always bool) (client.Image, error) {
+	ctx = r.scoped(ctx)
+	name, err := NormalizeImage(ref)
+	if err != nil {
+		return nil, err
+	}
+	if !always {
+		image, err := r.client.GetImage(ctx, name)
+		switch {
+		case err == nil:
+			return image, nil
+		case !errdefs.IsNotFound(err):
+			return nil, fmt.Errorf("looking up image %s: %w", name, err)
+		case !pull:
+			return nil, fmt.Errorf("%s: %w", name, ErrImageNotPresent)
+		}
+	}
+	image, err := r.client.Pull(ctx, name, client.WithPullUnpack)
+	if err != nil {
+		return nil, fmt.Errorf("pulling %s: %w", name, err)
+	}
+	return image, nil
+}
+
+// ContainerSpec is what the agent asks of one container.
+type ContainerSpec struct {
+	ID     string
+	Image  client.Image
+	Labels map[string]string
+	// Command replaces the image's entrypoint, Args its cmd, as in a pod.
+	Command    []string
+	Args       []string
+	Env        []string
+	WorkingDir string
+	Hostname   string
+	// NetNSPath joins the pod's network namespace.
+	NetNSPath string
+	Mounts    []specs.Mount
+
+	MemoryLimitBytes uint64
+	// CPUQuotaMicros per 100ms period; zero is unlimited.
+	CPUQuotaMicros int64
+	CPUShares      uint64
+
+	UID, GID               *int64
+	ReadOnlyRootFilesystem bool
+	Privileged             bool
+	NoNewPrivileges        bool
+	AddCapabilities        []string
+	DropCapabilities       []string
+}
+
+const cpuPeriodMicros = 100000
+
+// Create makes a container (not yet running) from spec.
+func (r *Runtime) Create(ctx context.Context, spec ContainerSpec) error {
+	ctx = r.scoped(ctx)
+	opts := []oci.SpecOpts{oci.WithDefaultSpec(), oci.WithDefaultUnixDevices}
+	switch {
+	case len(spec.Command) > 0:
+		opts = append(opts, oci.WithImageConfig(spec.Image), oci.WithProcessArgs(append(append([]string{}, spec.Command...), spec.Args...)...))
+	case len(spec.Args) > 0:
+		opts = append(opts, oci.WithImageConfigArgs(spec.Image, spec.Args))
+	default:
+		opts = append(opts, oci.WithImageConfig(spec.Image))
+	}
+	if len(spec.Env) > 0 {
+		opts = append(opts, oci.WithEnv(spec.Env))
+	}
+	if spec.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(spec.WorkingDir))
+	}
+	if spec.Hostname != "" {
+		opts = append(opts, oci.WithHostname(spec.Hostname))
+	}
+	if spec.NetNSPath != "" {
+		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: spec.NetNSPath}))
+	}
+	if len(spec.Mounts) > 0 {
+		opts = append(opts, oci.WithMounts(spec.Mounts))
+	}
+	if spec.MemoryLimitBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(spec.MemoryLimitBytes))
+	}
+	if spec.CPUQuotaMicros > 0 {
+		opts = append(opts, oci.WithCPUCFS(spec.CPUQuotaMicros, cpuPeriodMicros))
+	}
+	if spec.CPUShares > 0 {
+		opts = append(opts, oci.WithCPUShares(spec.CPUShares))
+	}
+	if spec.UID != nil || spec.GID != nil {
+		var uid, gid int64
+		if spec.UID != nil {
+			uid = *spec.UID
+		}
+		if spec.GID != nil {
+			gid = *spec.GID
+		}
+		opts = append(opts, oci.WithUIDGID(uint32(uid), uint32(gid)))
+	}
+	if spec.Privileged {
+		opts = append(opts, oci.WithPrivileged)
+	}
+	if len(spec.AddCapabilities) > 0 {
+		opts = append(opts, oci.WithAddedCapabilities(spec.AddCapabilities))
+	}
+	if len(spec.DropCapabilities) > 0 {
+		opts = append(opts, oci.WithDroppedCapabilities(spec.DropCapabilities))
+	}
+	if spec.NoNewPrivileges {
+		opts = append(opts, oci.WithNoNewPrivileges)
+	}
+	if spec.ReadOnlyRootFilesystem {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	_, err := r.client.NewContainer(ctx, spec.ID,
+		client.WithImage(spec.Image),
+		client.WithNewSnapshot(spec.ID, spec.Image),
+		client.WithContainerLabels(spec.Labels),
+		client.WithNewSpec(opts...),
+	)
+	if err != nil {
+		return fmt.Errorf("creating container %s: %w", spec.ID, err)
+	}
+	return nil
+}
+
+// Exit is how a container's process ended.
+type Exit struct {
+	Code int32
+	At   time.Time
+	Err  error
+}
+
+// Start runs the container's process with its output appended to logPath
+// and returns its pid and a channel that receives its exit once. The
+// channel lives as long as ctx.
+func (r *Runtime) Start(ctx context.Context, id, logPath string) (uint32, <-chan Exit, error) {
+	ctx = r.scoped(ctx)
+	container, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return 0, nil, fmt.Errorf("loading container %s: %w", id, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return 0, nil, fmt.Errorf("creating log dir: %w", err)
+	}
+	task, err := container.NewTask(ctx, cio.LogFile(logPath))
+	if err != nil {
+		return 0, nil, fmt.Errorf("creating task for %s: %w", id, err)
+	}
+	exits, err := r.wait(ctx, task)
+	if err != nil {
+		_, _ = task.Delete(ctx, client.WithProcessKill)
+		return 0, nil, err
+	}
+	if err := task.Start(ctx); err != nil {
+		_, _ = task.Delete(ctx, client.WithProcessKill)
+		return 0, nil, fmt.Errorf("starting %s: %w", id, err)
+	}
+	return task.Pid(), exits, nil
+}
+
+// Watch returns the exit channel of an already running container, for an
+// agent that restarted and adopts it. ok is false when it is not running.
+func (r *Runtime) Watch(ctx context.Context, id string) (exits <-chan Exit, ok bool, err error) {
+	ctx = r.scoped(ctx)
+	task, err := r.task(ctx, id)
+	if err != nil || task == nil {
+		return nil, false, err
+	}
+	status, err := task.Status(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("status of %s: %w", id, err)
+	}
+	if status.Status != client.Running {
+		return nil, false, nil
+	}
+	exits, err = r.wait(ctx, task)
+	return exits, err == nil, err
+}
+
+func (r *Runtime) wait(ctx context.Context, task client.Task) (<-chan Exit, error) {
+	statusC, err := task.Wait(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for %s: %w", task.ID(), err)
+	}
+	exits := make(chan Exit, 1)
+	go func() {
+		status, ok := <-statusC
+		if !ok {
+			return
+		}
+		code, at, err := status.Result()
+		exits <- Exit{Code: int32(code), At: at, Err: err}
+	}()
+	return exits, nil
+}
+
+func (r *Runtime) task(ctx context.Context, id string) (client.Task, error) {
+	container, err := r.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading container %s: %w", id, err)
+	}
+	task, err := container.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading task of %s: %w", id, err)
+	}
+	return task, nil
+}
+
+// Stop ends the container's process: SIGTERM, then SIGKILL to everything
+// in the container once grace has passed (a PID 1 without a handler ignores
+// SIGTERM). It returns once the process is gone; a container that is not
+// running is already stopped.
+func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	ctx = r.scoped(ctx)
+	task, err := r.task(ctx, id)
+	if err != nil || task == nil {
+		return err
+	}
+	statusC, err := task.Wait(ctx)
+	if err != nil {
+		return fmt.Errorf("waiting for %s: %w", id, err)
+	}
+	if grace > 0 {
+		if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("sending SIGTERM to %s: %w", id, err)
+		}
+		timer := time.NewTimer(grace)
+		defer timer.Stop()
+		select {
+		case <-statusC:
+			return nil
+		case <-timer.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("sending SIGKILL to %s: %w", id, err)
+	}
+	select {
+	case <-statusC:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Remove deletes the container, its task and its snapshot, killing a
+// process that still runs. A missing container is not an error.
+func (r *Runtime) Remove(ctx context.Context, id string) error {
+	ctx = r.scoped(ctx)
+	container, err := r.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("loading container %s: %w", id, err)
+	}
+	if task, err := container.Task(ctx, nil); err == nil {
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("deleting task of %s: %w", id, err)
+		}
+	} else if !errdefs.IsNotFound(err) {
+		return fmt.Errorf("loading task of %s: %w", id, err)
+	}
+	if err := container.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("deleting container %s: %w", id, err)
+	}
+	return nil
+}
+
+// ContainerInfo is a container found in the namespace.
+type ContainerInfo struct {
+	ID      string
+	Labels  map[string]string
+	Running bool
+}
+
+// List returns the namespace's containers carrying label (any value).
+func (r *Runtime) List(ctx context.Context, label string) ([]ContainerInfo, error) {
+	ctx = r.scoped(ctx)
+	list, err := r.client.Containers(ctx, fmt.Sprintf("labels.%q", label))
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	infos := make([]ContainerInfo, 0, len(list))
+	for _, c := range list {
+		labels, err := c.Labels(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("labels of %s: %w", c.ID(), err)
+		}
+		info := ContainerInfo{ID: c.ID(), Labels: labels}
+		if task, err := c.Task(ctx, nil); err == nil {
+			if status, err := task.Status(ctx); err == nil {
+				info.Running = status.Status == client.Running
+			}
+		}
+		infos = append(infos, info)
+	}
+	return infos, nil
+}

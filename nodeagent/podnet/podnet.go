@@ -1,0 +1,191 @@
+// Package podnet gives each pod its own network namespace, wired through
+// the standard CNI plugins: a bridge on the node with host-local IPAM over
+// the node's pod CIDR, and loopback inside the pod.
+package podnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/containerd/v2/pkg/netns"
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
+)
+
+// DefaultBinDir is where Debian's containernetworking-plugins installs the
+// plugins.
+const DefaultBinDir = "/usr/lib/cni"
+
+// networkName names the pod network in CNI's cache and IPAM store.
+const networkName = "tower"
+
+// Config describes the node's pod network.
+type Config struct {
+	// BinDir holds the CNI plugins (bridge, host-local, loopback).
+	BinDir string
+	// StateDir keeps IPAM allocations, CNI's result cache and the pods'
+	// namespace mounts; one per agent, so agents sharing a machine do not
+	// hand out each other's addresses.
+	StateDir string
+	// PodCIDR is the node's pod subnet.
+	PodCIDR string
+	// Bridge is the name of the node's pod bridge.
+	Bridge string
+	// HostNetNSPath, when set, is the network namespace that stands for the
+	// node's host network: the bridge and routes live there instead of in
+	// the agent's own namespace.
+	HostNetNSPath string
+}
+
+// Network sets up and tears down pod network namespaces.
+type Network struct {
+	cfg      Config
+	cni      *libcni.CNIConfig
+	bridge   *libcni.NetworkConfigList
+	loopback *libcni.NetworkConfigList
+}
+
+// Sandbox is a pod's network: its namespace and address.
+type Sandbox struct {
+	NetNSPath string
+	IP        net.IP
+}
+
+// New checks the configuration and the plugins it needs.
+func New(cfg Config) (*Network, error) {
+	if _, _, err := net.ParseCIDR(cfg.PodCIDR); err != nil {
+		return nil, fmt.Errorf("pod CIDR %q: %w", cfg.PodCIDR, err)
+	}
+	if cfg.BinDir == "" {
+		cfg.BinDir = DefaultBinDir
+	}
+	for _, plugin := range []string{"bridge", "host-local", "loopback"} {
+		if _, err := os.Stat(filepath.Join(cfg.BinDir, plugin)); err != nil {
+			return nil, fmt.Errorf("CNI plugin %s missing in %s (apt-get install containernetworking-plugins): %w", plugin, cfg.BinDir, err)
+		}
+	}
+	bridgeConf, err := json.Marshal(map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       networkName,
+		"plugins": []any{map[string]any{
+			"type":        "bridge",
+			"bridge":      cfg.Bridge,
+			"isGateway":   true,
+			"hairpinMode": true,
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": cfg.PodCIDR}}},
+				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+				"dataDir": filepath.Join(cfg.StateDir, "ipam"),
+			},
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding bridge config: %w", err)
+	}
+	bridge, err := libcni.NetworkConfFromBytes(bridgeConf)
+	if err != nil {
+		return nil, fmt.Errorf("bridge config: %w", err)
+	}
+	loopback, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"loopback","plugins":[{"type":"loopback"}]}`))
+	if err != nil {
+		return nil, fmt.Errorf("loopback config: %w", err)
+	}
+	return &Network{
+		cfg:      cfg,
+		cni:      libcni.NewCNIConfigWithCacheDir([]string{cfg.BinDir}, filepath.Join(cfg.StateDir, "cache"), nil),
+		bridge:   bridge,
+		loopback: loopback,
+	}, nil
+}
+
+func (n *Network) runtimeConf(podUID, namespace, name, netnsPath string) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID: podUID,
+		NetNS:       netnsPath,
+		IfName:      "eth0",
+		Args: [][2]string{
+			{"K8S_POD_NAMESPACE", namespace},
+			{"K8S_POD_NAME", name},
+			{"K8S_POD_UID", podUID},
+			// Lets plugins that do not know the K8S_* arguments ignore them.
+			{"IgnoreUnknown", "1"},
+		},
+	}
+}
+
+// inHostNetwork runs fn with the calling thread in the host network
+// namespace, so that plugins it executes (children of that thread) create
+// the bridge there.
+func (n *Network) inHostNetwork(fn func() error) error {
+	if n.cfg.HostNetNSPath == "" {
+		return fn()
+	}
+	return ns.WithNetNSPath(n.cfg.HostNetNSPath, func(ns.NetNS) error { return fn() })
+}
+
+// Setup creates the pod's namespace and attaches it to the bridge.
+func (n *Network) Setup(ctx context.Context, podUID, namespace, name string) (Sandbox, error) {
+	podNS, err := netns.NewNetNS(filepath.Join(n.cfg.StateDir, "netns"))
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("creating network namespace: %w", err)
+	}
+	path := podNS.GetPath()
+	rt := n.runtimeConf(podUID, namespace, name, path)
+	var result types.Result
+	err = n.inHostNetwork(func() error {
+		if _, err := n.cni.AddNetworkList(ctx, n.loopback, n.runtimeConf(podUID, namespace, name, path)); err != nil {
+			return fmt.Errorf("loopback: %w", err)
+		}
+		var err error
+		result, err = n.cni.AddNetworkList(ctx, n.bridge, rt)
+		return err
+	})
+	if err != nil {
+		return Sandbox{}, errors.Join(fmt.Errorf("CNI add for pod %s/%s: %w", namespace, name, err), n.Teardown(ctx, podUID, namespace, name, path))
+	}
+	ip, err := firstIPv4(result)
+	if err != nil {
+		return Sandbox{}, errors.Join(fmt.Errorf("pod %s/%s: %w", namespace, name, err), n.Teardown(ctx, podUID, namespace, name, path))
+	}
+	return Sandbox{NetNSPath: path, IP: ip}, nil
+}
+
+// Teardown detaches the pod from the bridge, releases its address and
+// removes its namespace. netnsPath may be empty (an agent that restarted
+// and lost it): CNI DEL still releases the address from its cache.
+func (n *Network) Teardown(ctx context.Context, podUID, namespace, name, netnsPath string) error {
+	rt := n.runtimeConf(podUID, namespace, name, netnsPath)
+	err := n.inHostNetwork(func() error {
+		return n.cni.DelNetworkList(ctx, n.bridge, rt)
+	})
+	if err != nil {
+		return fmt.Errorf("CNI del for pod %s/%s: %w", namespace, name, err)
+	}
+	if netnsPath != "" {
+		if err := netns.LoadNetNS(netnsPath).Remove(); err != nil {
+			return fmt.Errorf("removing network namespace of pod %s/%s: %w", namespace, name, err)
+		}
+	}
+	return nil
+}
+
+func firstIPv4(result types.Result) (net.IP, error) {
+	res, err := current.NewResultFromResult(result)
+	if err != nil {
+		return nil, fmt.Errorf("reading CNI result: %w", err)
+	}
+	for _, ipc := range res.IPs {
+		if ip := ipc.Address.IP.To4(); ip != nil {
+			return ip, nil
+		}
+	}
+	return nil, errors.New("CNI result has no IPv4 address")
+}

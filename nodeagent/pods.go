@@ -1,0 +1,601 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"tower.dev/tower/nodeagent/containers"
+	"tower.dev/tower/nodeagent/podnet"
+)
+
+// Labels on every container Tower creates, so that an agent that restarts
+// finds its containers (and the pod network) again.
+const (
+	labelPodUID       = "tower.dev/pod-uid"
+	labelPodNamespace = "tower.dev/pod-namespace"
+	labelPodName      = "tower.dev/pod-name"
+	labelContainer    = "tower.dev/container-name"
+	labelRestartCount = "tower.dev/restart-count"
+	labelStartedAt    = "tower.dev/started-at"
+	labelNetNS        = "tower.dev/netns"
+	labelPodIP        = "tower.dev/pod-ip"
+)
+
+// resyncInterval is how often a worker looks at its pod without an event:
+// it notices back-offs that have expired.
+const resyncInterval = time.Second
+
+// podWorker owns one pod on this node: it alone touches its containers and
+// network, so that operations on a pod never interleave.
+type podWorker struct {
+	agent *Agent
+	uid   types.UID
+	wake  chan struct{}
+	exits chan containerExit
+
+	mu      sync.Mutex
+	pod     *corev1.Pod
+	removed bool
+
+	// The fields below belong to the run goroutine.
+	sandbox    *podnet.Sandbox
+	podIP      string
+	records    map[string]*containerRecord
+	startTime  *metav1.Time
+	terminated bool
+}
+
+// containerRecord is what the agent knows of one container of the pod.
+type containerRecord struct {
+	id           string
+	imageID      string
+	restartCount int32
+	everStarted  bool
+	state        corev1.ContainerState
+	lastState    corev1.ContainerState
+	restarts     restartBackoff
+	nextStart    time.Time
+	pulls        restartBackoff
+	nextPull     time.Time
+}
+
+type containerExit struct {
+	name string
+	id   string
+	exit containers.Exit
+}
+
+func newPodWorker(a *Agent, pod *corev1.Pod) *podWorker {
+	return &podWorker{
+		agent:   a,
+		uid:     pod.UID,
+		wake:    make(chan struct{}, 1),
+		exits:   make(chan containerExit, 16),
+		pod:     pod,
+		records: map[string]*containerRecord{},
+	}
+}
+
+// update hands the worker the newest pod; removed means it is gone from
+// the API server.
+func (w *podWorker) update(pod *corev1.Pod, removed bool) {
+	w.mu.Lock()
+	w.pod = pod
+	w.removed = w.removed || removed
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *podWorker) snapshot() (*corev1.Pod, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pod, w.removed
+}
+
+func (w *podWorker) run(ctx context.Context) {
+	pod, _ := w.snapshot()
+	log := logr.FromContextOrDiscard(ctx).WithValues("pod", pod.Namespace+"/"+pod.Name, "podUID", pod.UID)
+	ctx = logr.NewContext(ctx, log)
+	if err := w.adopt(ctx, pod); err != nil {
+		log.Error(err, "adopting existing containers")
+	}
+	ticker := time.NewTicker(resyncInterval)
+	defer ticker.Stop()
+	for {
+		pod, removed := w.snapshot()
+		done, err := w.sync(ctx, pod, removed)
+		if err != nil && ctx.Err() == nil {
+			log.Error(err, "syncing pod")
+		}
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case e := <-w.exits:
+			w.recordExit(e)
+		case <-ticker.C:
+		}
+	}
+}
+
+// adopt takes over the containers a previous agent left for this pod: the
+// running ones keep running.
+func (w *podWorker) adopt(ctx context.Context, pod *corev1.Pod) error {
+	list, err := w.agent.runtime.List(ctx, labelPodUID)
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		if c.Labels[labelPodUID] != string(pod.UID) {
+			continue
+		}
+		name := c.Labels[labelContainer]
+		count, _ := strconv.Atoi(c.Labels[labelRestartCount])
+		if netns := c.Labels[labelNetNS]; netns != "" && w.sandbox == nil {
+			w.sandbox = &podnet.Sandbox{NetNSPath: netns}
+			w.podIP = c.Labels[labelPodIP]
+		}
+		rec := w.record(name)
+		if rec.everStarted && int32(count) < rec.restartCount {
+			if err := w.agent.runtime.Remove(ctx, c.ID); err != nil {
+				return err
+			}
+			continue
+		}
+		rec.everStarted = true
+		rec.restartCount = int32(count)
+		rec.id = c.ID
+		if !c.Running {
+			rec.state = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Unknown", ContainerID: containerIDPrefix + c.ID}}
+			continue
+		}
+		exits, ok, err := w.agent.runtime.Watch(ctx, c.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		startedAt := metav1.Now()
+		if unix, err := strconv.ParseInt(c.Labels[labelStartedAt], 10, 64); err == nil {
+			startedAt = metav1.Unix(unix, 0)
+		}
+		rec.state = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAt}}
+		w.forwardExit(ctx, name, c.ID, exits)
+		logr.FromContextOrDiscard(ctx).Info("adopted running container", "container", name, "id", c.ID)
+	}
+	return nil
+}
+
+func (w *podWorker) record(name string) *containerRecord {
+	rec, ok := w.records[name]
+	if !ok {
+		rec = &containerRecord{}
+		w.records[name] = rec
+	}
+	return rec
+}
+
+func (w *podWorker) forwardExit(ctx context.Context, name, id string, exits <-chan containers.Exit) {
+	go func() {
+		select {
+		case exit := <-exits:
+			select {
+			case w.exits <- containerExit{name: name, id: id, exit: exit}:
+			case <-ctx.Done():
+			}
+		case <-ctx.Done():
+		}
+	}()
+}
+
+func (w *podWorker) recordExit(e containerExit) {
+	rec := w.record(e.name)
+	if rec.id != e.id || rec.state.Running == nil {
+		return
+	}
+	finished := e.exit.At
+	if finished.IsZero() {
+		finished = time.Now()
+	}
+	reason := "Completed"
+	if e.exit.Code != 0 {
+		reason = "Error"
+	}
+	started := rec.state.Running.StartedAt
+	rec.state = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+		ExitCode:    e.exit.Code,
+		Reason:      reason,
+		StartedAt:   started,
+		FinishedAt:  metaTime(finished),
+		ContainerID: containerIDPrefix + e.id,
+	}}
+	rec.nextStart = rec.restarts.exited(started.Time, finished)
+}
+
+func (w *podWorker) drainExits() {
+	for {
+		select {
+		case e := <-w.exits:
+			w.recordExit(e)
+		default:
+			return
+		}
+	}
+}
+
+// sync moves the pod one step towards what its spec asks and reports its
+// status. done means the pod is finished with on this node.
+func (w *podWorker) sync(ctx context.Context, pod *corev1.Pod, removed bool) (done bool, err error) {
+	w.drainExits()
+	if removed || pod.DeletionTimestamp != nil {
+		return w.finish(ctx, pod, removed)
+	}
+	if w.terminated {
+		return false, nil
+	}
+	if phase := pod.Status.Phase; phase == corev1.PodSucceeded || phase == corev1.PodFailed {
+		// Finished before this agent (re)started: never run it again.
+		w.terminated = true
+		return false, errors.Join(w.stopAll(ctx, 0), w.teardownNetwork(ctx, pod))
+	}
+	if w.startTime == nil {
+		if pod.Status.StartTime != nil {
+			w.startTime = pod.Status.StartTime
+		} else {
+			w.startTime = ptr.To(metaTime(time.Now()))
+		}
+	}
+	var errs []error
+	if w.sandbox == nil {
+		sandbox, err := w.agent.network.Setup(ctx, string(pod.UID), pod.Namespace, pod.Name)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			w.sandbox = &sandbox
+			w.podIP = sandbox.IP.String()
+		}
+	}
+	if w.sandbox != nil {
+		errs = append(errs, w.runContainers(ctx, pod))
+	}
+	status := w.status(pod)
+	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
+		// A pod that has finished for good frees its network and
+		// containers; its status stays for whoever reads it.
+		errs = append(errs, w.stopAll(ctx, 0), w.teardownNetwork(ctx, pod))
+		w.terminated = true
+	}
+	errs = append(errs, w.writeStatus(ctx, pod, status))
+	return false, errors.Join(errs...)
+}
+
+// runContainers runs the init containers one after another, then the
+// containers.
+func (w *podWorker) runContainers(ctx context.Context, pod *corev1.Pod) error {
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		rec := w.record(c.Name)
+		if t := rec.state.Terminated; t != nil && t.ExitCode == 0 {
+			continue
+		}
+		policy := pod.Spec.RestartPolicy
+		if policy == corev1.RestartPolicyAlways {
+			policy = corev1.RestartPolicyOnFailure
+		}
+		return w.ensureContainer(ctx, pod, c, policy)
+	}
+	var errs []error
+	for i := range pod.Spec.Containers {
+		errs = append(errs, w.ensureContainer(ctx, pod, &pod.Spec.Containers[i], pod.Spec.RestartPolicy))
+	}
+	return errors.Join(errs...)
+}
+
+func shouldRestart(policy corev1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return exitCode != 0
+	default:
+		return true
+	}
+}
+
+// ensureContainer starts the container if it is not running and may run.
+func (w *podWorker) ensureContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, policy corev1.RestartPolicy) error {
+	rec := w.record(c.Name)
+	now := time.Now()
+	switch {
+	case rec.state.Running != nil:
+		return nil
+	case rec.state.Terminated != nil:
+		if !shouldRestart(policy, rec.state.Terminated.ExitCode) {
+			return nil
+		}
+		if now.Before(rec.nextStart) {
+			rec.lastState = rec.state
+			rec.state = waiting("CrashLoopBackOff", fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+				rec.restarts.current(), c.Name, pod.Name, pod.Namespace, pod.UID))
+			return nil
+		}
+	case rec.state.Waiting != nil && rec.state.Waiting.Reason == "CrashLoopBackOff":
+		if now.Before(rec.nextStart) {
+			return nil
+		}
+	case rec.state.Waiting != nil && isPullFailure(rec.state.Waiting.Reason):
+		if now.Before(rec.nextPull) {
+			rec.state = waiting("ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q", c.Image))
+			return nil
+		}
+	}
+	return w.startContainer(ctx, pod, c, rec)
+}
+
+func isPullFailure(reason string) bool {
+	return reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "ErrImageNeverPull"
+}
+
+func waiting(reason, message string) corev1.ContainerState {
+	return corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}
+}
+
+func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, rec *containerRecord) error {
+	rt := w.agent.runtime
+	policy := c.ImagePullPolicy
+	image, err := rt.Image(ctx, c.Image, policy != corev1.PullNever, policy == corev1.PullAlways && !rec.everStarted)
+	if err != nil {
+		if policy == corev1.PullNever {
+			rec.state = waiting("ErrImageNeverPull", fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image))
+		} else {
+			rec.state = waiting("ErrImagePull", err.Error())
+		}
+		rec.nextPull = rec.pulls.exited(time.Time{}, time.Now())
+		if rec.nextPull.Before(time.Now().Add(initialBackoff)) {
+			rec.nextPull = time.Now().Add(initialBackoff)
+		}
+		return nil
+	}
+	rec.pulls = restartBackoff{}
+
+	if rec.id != "" {
+		if err := rt.Remove(ctx, rec.id); err != nil {
+			return err
+		}
+	}
+	restartCount := rec.restartCount
+	if rec.everStarted {
+		restartCount++
+	}
+	id := fmt.Sprintf("%s-%s-%d", pod.UID, c.Name, restartCount)
+	// A container of that name may be left from a start that failed half
+	// way.
+	if err := rt.Remove(ctx, id); err != nil {
+		return err
+	}
+	spec, err := w.containerSpec(ctx, pod, c)
+	if err != nil {
+		rec.state = waiting("CreateContainerConfigError", err.Error())
+		return nil
+	}
+	startedAt := metaTime(time.Now())
+	spec.ID = id
+	spec.Image = image
+	spec.Labels = map[string]string{
+		labelPodUID:       string(pod.UID),
+		labelPodNamespace: pod.Namespace,
+		labelPodName:      pod.Name,
+		labelContainer:    c.Name,
+		labelRestartCount: strconv.Itoa(int(restartCount)),
+		labelStartedAt:    strconv.FormatInt(startedAt.Unix(), 10),
+		labelNetNS:        w.sandbox.NetNSPath,
+		labelPodIP:        w.podIP,
+	}
+	spec.Hostname = pod.Name
+	spec.NetNSPath = w.sandbox.NetNSPath
+
+	if rec.state.Terminated != nil {
+		rec.lastState = rec.state
+	}
+	rec.everStarted = true
+	rec.restartCount = restartCount
+	rec.id = id
+	rec.imageID = imageID(image)
+	if err := rt.Create(ctx, spec); err != nil {
+		rec.state = waiting("CreateContainerError", err.Error())
+		rec.nextStart = rec.restarts.exited(time.Time{}, time.Now())
+		return nil
+	}
+	_, exits, err := rt.Start(ctx, id, w.logPath(pod, c.Name, restartCount))
+	if err != nil {
+		rec.state = waiting("RunContainerError", err.Error())
+		rec.nextStart = rec.restarts.exited(time.Time{}, time.Now())
+		return nil
+	}
+	rec.state = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAt}}
+	w.forwardExit(ctx, c.Name, id, exits)
+	logr.FromContextOrDiscard(ctx).V(2).Info("started container", "container", c.Name, "id", id, "restartCount", restartCount)
+	return nil
+}
+
+// podDir holds the pod's logs and volumes.
+func (w *podWorker) podDir(pod *corev1.Pod) string {
+	return filepath.Join(w.agent.cfg.RootDir, "pods", pod.Namespace+"_"+pod.Name+"_"+string(pod.UID))
+}
+
+// logPath is where one run of a container writes its output.
+func (w *podWorker) logPath(pod *corev1.Pod, container string, restartCount int32) string {
+	return filepath.Join(w.podDir(pod), "logs", container, fmt.Sprintf("%d.log", restartCount))
+}
+
+// gracePeriod is how long the pod's containers get between SIGTERM and
+// SIGKILL: what the deletion asked for, else the spec's.
+func gracePeriod(pod *corev1.Pod) time.Duration {
+	switch {
+	case pod.DeletionGracePeriodSeconds != nil:
+		return time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+	case pod.Spec.TerminationGracePeriodSeconds != nil:
+		return time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second
+	default:
+		return corev1.DefaultTerminationGracePeriodSeconds * time.Second
+	}
+}
+
+// finish stops the pod's containers within its grace period, frees its
+// network and, when the API server still has the pod, reports the final
+// status and removes it.
+func (w *podWorker) finish(ctx context.Context, pod *corev1.Pod, removed bool) (bool, error) {
+	grace := gracePeriod(pod)
+	if removed {
+		grace = 0
+	}
+	if err := w.stopAll(ctx, grace); err != nil {
+		return false, err
+	}
+	var errs []error
+	for _, rec := range w.records {
+		if rec.id != "" {
+			errs = append(errs, w.agent.runtime.Remove(ctx, rec.id))
+		}
+	}
+	errs = append(errs, w.teardownNetwork(ctx, pod), w.removePodDir(pod))
+	if err := errors.Join(errs...); err != nil {
+		return false, err
+	}
+	if removed {
+		return true, nil
+	}
+	status := w.status(pod)
+	status.Phase = finalPhase(status)
+	if err := w.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
+		logr.FromContextOrDiscard(ctx).Error(err, "reporting final status")
+	}
+	err := w.agent.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To[int64](0),
+		Preconditions:      &metav1.Preconditions{UID: &pod.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return false, fmt.Errorf("removing pod: %w", err)
+	}
+	return true, nil
+}
+
+// finalPhase is the phase of a pod stopped by its deletion: Succeeded
+// when every container that ran exited 0, else Failed; a pod whose
+// containers never ran keeps its phase.
+func finalPhase(status corev1.PodStatus) corev1.PodPhase {
+	ran := false
+	for _, cs := range status.ContainerStatuses {
+		t := cs.State.Terminated
+		if t == nil {
+			t = cs.LastTerminationState.Terminated
+		}
+		if t == nil {
+			continue
+		}
+		ran = true
+		if t.ExitCode != 0 {
+			return corev1.PodFailed
+		}
+	}
+	if !ran {
+		return status.Phase
+	}
+	return corev1.PodSucceeded
+}
+
+// stopAll stops every running container of the pod at once, each with the
+// grace period.
+func (w *podWorker) stopAll(ctx context.Context, grace time.Duration) error {
+	var wg sync.WaitGroup
+	errs := make([]error, 0, len(w.records))
+	var mu sync.Mutex
+	for _, rec := range w.records {
+		if rec.id == "" || rec.state.Running == nil {
+			continue
+		}
+		id := rec.id
+		wg.Go(func() {
+			err := w.agent.runtime.Stop(ctx, id, grace)
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// The exits of what was just stopped are in flight; wait for them so
+	// the final status shows the containers terminated.
+	deadline := time.After(5 * time.Second)
+	for w.anyRunning() {
+		select {
+		case e := <-w.exits:
+			w.recordExit(e)
+		case <-deadline:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (w *podWorker) anyRunning() bool {
+	for _, rec := range w.records {
+		if rec.state.Running != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *podWorker) teardownNetwork(ctx context.Context, pod *corev1.Pod) error {
+	if w.sandbox == nil {
+		return nil
+	}
+	if err := w.agent.network.Teardown(ctx, string(pod.UID), pod.Namespace, pod.Name, w.sandbox.NetNSPath); err != nil {
+		return err
+	}
+	w.sandbox = nil
+	return nil
+}
+
+// writeStatus reports status through pods/status when it differs from what
+// the API server has. A conflict is left for the next sync, which sees the
+// newer pod.
+func (w *podWorker) writeStatus(ctx context.Context, pod *corev1.Pod, status corev1.PodStatus) error {
+	if statusEqual(pod.Status, status) {
+		return nil
+	}
+	updated := pod.DeepCopy()
+	updated.Status = status
+	_, err := w.agent.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reporting pod status: %w", err)
+	}
+	return nil
+}
