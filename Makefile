@@ -38,7 +38,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # serving deprecated types and fields (core/v1 Endpoints, orphanDependents).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -checks 'inherit,-SA1019'
 
-.PHONY: all build envtest-assets images deps run test lint bench clean
+.PHONY: all build envtest-assets images deps run test lint bench bench-short clean
 
 all: build
 
@@ -78,8 +78,13 @@ lint:
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
+# Load against tower and, when ~/.cache/tower-reference has it, against
+# kube-apiserver in the same run, with ratios (see test/bench).
 bench:
-	$(GO) test -run '^$$' -bench . ./test/bench/...
+	$(GO) run ./test/bench
+
+bench-short:
+	$(GO) run ./test/bench -short
 
 clean:
 	rm -rf $(BIN)
