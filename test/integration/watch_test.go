@@ -206,24 +206,24 @@ func TestWatchBookmarks(t *testing.T) {
 	if got := describeEvent(nextEvent(t, w)); got != "ADDED anchor" {
 		t.Fatalf("first event %q, want ADDED anchor", got)
 	}
-	for event := range w.ResultChan() {
-		if event.Type != watch.Bookmark {
-			t.Fatalf("unexpected event %s before any bookmark", describeEvent(event))
-		}
-		cm, ok := event.Object.(*corev1.ConfigMap)
-		if !ok {
-			t.Fatalf("bookmark object is %T, want *v1.ConfigMap", event.Object)
-		}
-		rv, err := strconv.ParseInt(cm.ResourceVersion, 10, 64)
-		if err != nil || rv < anchorRV {
-			t.Fatalf("bookmark resourceVersion %q, want a revision >= %d", cm.ResourceVersion, anchorRV)
-		}
-		if cm.Name != "" || len(cm.Data) != 0 {
-			t.Errorf("bookmark object carries more than a resourceVersion: %+v", cm)
-		}
-		return
+	event, ok := <-w.ResultChan()
+	if !ok {
+		t.Fatal("watch ended without a bookmark")
 	}
-	t.Fatal("watch ended without a bookmark")
+	if event.Type != watch.Bookmark {
+		t.Fatalf("unexpected event %s before any bookmark", describeEvent(event))
+	}
+	cm, isConfigMap := event.Object.(*corev1.ConfigMap)
+	if !isConfigMap {
+		t.Fatalf("bookmark object is %T, want *v1.ConfigMap", event.Object)
+	}
+	rv, err := strconv.ParseInt(cm.ResourceVersion, 10, 64)
+	if err != nil || rv < anchorRV {
+		t.Fatalf("bookmark resourceVersion %q, want a revision >= %d", cm.ResourceVersion, anchorRV)
+	}
+	if cm.Name != "" || len(cm.Data) != 0 {
+		t.Errorf("bookmark object carries more than a resourceVersion: %+v", cm)
+	}
 }
 
 // TestWatchTimeoutEndsStream: timeoutSeconds closes the stream server-side.
