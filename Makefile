@@ -65,8 +65,8 @@ deps:
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
 
-run: deps build
-	$(TOWER) up $(RUN_ARGS)
+run: deps build images
+	$(TOWER) up --images-dir $(BIN)/images $(RUN_ARGS)
 
 # Unit and integration tests (test/integration runs in the same go test).
 test: lint envtest-assets

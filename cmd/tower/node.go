@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -47,7 +48,9 @@ func newNodeOptions(dataDir string) *nodeOptions {
 // addFlags registers the node flags; up is true for `tower up`, which
 // has its own --data-dir.
 func (o *nodeOptions) addFlags(fs *pflag.FlagSet, up bool) {
-	if !up {
+	if up {
+		fs.StringVar(&o.ImagesDir, "images-dir", o.ImagesDir, "Directory of OCI image archives (*.tar) the local node imports at start (default <data-dir>/images).")
+	} else {
 		fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory for the node's state: logs, volumes, network state and (without --containerd-address) a private containerd.")
 		fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the Node object this agent registers.")
 		fs.StringVar(&o.ImagesDir, "images-dir", o.ImagesDir, "Directory of OCI image archives (*.tar) imported at start.")
@@ -103,6 +106,36 @@ func nodeUnavailableReason(o *nodeOptions) string {
 		}
 	}
 	return ""
+}
+
+// startLocalNode runs `tower up`'s own node agent in the background, with
+// its state under <data-dir>/node, when this machine can run one, and
+// otherwise says why it does not: the control plane is useful without it.
+func startLocalNode(ctx context.Context, o *nodeOptions, dataDir, kubeconfig string, out io.Writer, running *sync.WaitGroup) error {
+	if o == nil {
+		// No node configured (tests of the control plane alone).
+		return nil
+	}
+	if reason := nodeUnavailableReason(o); reason != "" {
+		fmt.Fprintf(out, "The local node is not running: %s. The control plane runs without it.\n", reason)
+		return nil
+	}
+	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("loading %s for the local node: %w", kubeconfig, err)
+	}
+	local := *o
+	local.DataDir = filepath.Join(dataDir, "node")
+	if local.ImagesDir == "" {
+		local.ImagesDir = filepath.Join(dataDir, "images")
+	}
+	running.Go(func() {
+		if err := runNode(ctx, &local, config, out); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(out, "The local node stopped: %v\n", err)
+		}
+	})
+	fmt.Fprintf(out, "The local node %s is starting (state in %s).\n", local.NodeName, local.DataDir)
+	return nil
 }
 
 // runNode runs the node agent until ctx ends, starting a private

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -34,6 +35,8 @@ type upOptions struct {
 	EtcdServers []string
 	SecurePort  int
 	BindAddress string
+	// Node configures the local node agent, run when this machine can.
+	Node *nodeOptions
 }
 
 func newUpCommand() *cobra.Command {
@@ -41,6 +44,7 @@ func newUpCommand() *cobra.Command {
 		DataDir:     defaultDataDir(),
 		SecurePort:  6443,
 		BindAddress: "127.0.0.1",
+		Node:        newNodeOptions(""),
 	}
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -66,6 +70,7 @@ stopped (objects and certificates are kept).`,
 	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "External etcd client URLs, comma separated. Empty runs an embedded etcd in <data-dir>/etcd.")
 	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "The port on which to serve HTTPS.")
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "The IP address on which to listen for the --secure-port port.")
+	o.Node.addFlags(fs, true)
 	return cmd
 }
 
@@ -108,12 +113,16 @@ func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) err
 	opts.ClientCAFile = ca.CertFile
 	opts.EtcdServers = o.EtcdServers
 
+	// The local node agent stops with the control plane's context; its
+	// containerd is stopped before up returns.
+	var localNode sync.WaitGroup
+	defer localNode.Wait()
 	onReady := func(ctx context.Context) error {
 		if err := waitReady(ctx, kubeconfig); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "Tower is up. Use:\n  %s kubectl --kubeconfig %s get namespaces\nor:\n  export KUBECONFIG=%s\n", program, kubeconfig, kubeconfig)
-		return nil
+		return startLocalNode(ctx, o.Node, dataDir, kubeconfig, out, &localNode)
 	}
 	return runAPIServer(ctx, opts, filepath.Join(dataDir, "etcd"), onReady)
 }
