@@ -69,6 +69,10 @@ type containerRecord struct {
 	nextStart    time.Time
 	pulls        restartBackoff
 	nextPull     time.Time
+	// Probe results of the current run.
+	startup   probeState
+	liveness  probeState
+	readiness probeState
 }
 
 type containerExit struct {
@@ -276,6 +280,7 @@ func (w *podWorker) sync(ctx context.Context, pod *corev1.Pod, removed bool) (do
 	}
 	if w.sandbox != nil {
 		errs = append(errs, w.runContainers(ctx, pod))
+		w.runProbes(ctx, pod)
 	}
 	status := w.status(pod)
 	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
@@ -432,6 +437,7 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *core
 		return nil
 	}
 	rec.state = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: startedAt}}
+	rec.startup, rec.liveness, rec.readiness = probeState{}, probeState{ok: true}, probeState{}
 	w.forwardExit(ctx, c.Name, id, exits)
 	logr.FromContextOrDiscard(ctx).V(2).Info("started container", "container", c.Name, "id", id, "restartCount", restartCount)
 	return nil

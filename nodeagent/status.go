@@ -131,8 +131,9 @@ func (w *podWorker) containerStatuses(specs []corev1.Container, previous []corev
 			cs.ContainerID = containerIDPrefix + rec.id
 		}
 		running := cs.State.Running != nil
-		cs.Started = &running
-		cs.Ready = running
+		started := running && (c.StartupProbe == nil || rec.startup.ok)
+		cs.Started = &started
+		cs.Ready = started && (c.ReadinessProbe == nil || rec.readiness.ok)
 		statuses = append(statuses, cs)
 	}
 	return statuses

@@ -423,3 +423,43 @@ func (r *Runtime) List(ctx context.Context, label string) ([]ContainerInfo, erro
 	}
 	return infos, nil
 }
+
+// Exec runs args inside the running container, with its environment and
+// user, and returns the exit code, as exec probes need. Output is
+// discarded.
+func (r *Runtime) Exec(ctx context.Context, id, execID string, args []string) (int32, error) {
+	ctx = r.scoped(ctx)
+	task, err := r.task(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if task == nil {
+		return 0, fmt.Errorf("container %s is not running", id)
+	}
+	spec, err := task.Spec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("spec of %s: %w", id, err)
+	}
+	process := *spec.Process
+	process.Args = args
+	process.Terminal = false
+	proc, err := task.Exec(ctx, execID, &process, cio.NullIO)
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	defer func() { _, _ = proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill) }()
+	statusC, err := proc.Wait(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("waiting for exec in %s: %w", id, err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		return 0, fmt.Errorf("starting exec in %s: %w", id, err)
+	}
+	select {
+	case status := <-statusC:
+		code, _, err := status.Result()
+		return int32(code), err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}

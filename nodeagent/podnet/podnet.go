@@ -189,3 +189,16 @@ func firstIPv4(result types.Result) (net.IP, error) {
 	}
 	return nil, errors.New("CNI result has no IPv4 address")
 }
+
+// Dial connects from the host network (where pod IPs are routed), as
+// probes do.
+func (n *Network) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	var conn net.Conn
+	var dialer net.Dialer
+	err := n.inHostNetwork(func() error {
+		var err error
+		conn, err = dialer.DialContext(ctx, network, address)
+		return err
+	})
+	return conn, err
+}

@@ -27,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -339,8 +340,23 @@ func TestPodsOnRealContainerd(t *testing.T) {
 	ctx := t.Context()
 	namespace := createNamespace(t, n.client, "e2e")
 
-	echo := n.createPod(t, namespace, "echo", imagebuild.EchoImage, nil)
+	echo := n.createPod(t, namespace, "echo", imagebuild.EchoImage, func(p *corev1.Pod) {
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}
+		p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}},
+			PeriodSeconds: 1,
+		}
+	})
 	crash := n.createPod(t, namespace, "crash", imagebuild.CrashloopImage, nil)
+	// Nothing listens on 8081: the liveness probe fails and the agent
+	// restarts the container.
+	unhealthy := n.createPod(t, namespace, "unhealthy", imagebuild.EchoImage, func(p *corev1.Pod) {
+		p.Spec.Containers[0].LivenessProbe = &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8081)}},
+			PeriodSeconds:    1,
+			FailureThreshold: 2,
+		}
+	})
 
 	running := n.waitPod(t, namespace, echo.Name, 60*time.Second, "Running with an IP", func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].Ready
@@ -384,6 +400,15 @@ func TestPodsOnRealContainerd(t *testing.T) {
 		}
 		if pod.Status.Phase != corev1.PodRunning {
 			t.Errorf("phase %s, want Running (restarting)", pod.Status.Phase)
+		}
+	})
+
+	t.Run("failing liveness probe restarts the container", func(t *testing.T) {
+		pod := n.waitPod(t, namespace, unhealthy.Name, 60*time.Second, "restarted", func(p *corev1.Pod) bool {
+			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1
+		})
+		if last := pod.Status.ContainerStatuses[0].LastTerminationState.Terminated; last == nil {
+			t.Errorf("no lastState.terminated after a liveness restart: %+v", pod.Status.ContainerStatuses[0])
 		}
 	})
 
