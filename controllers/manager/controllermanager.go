@@ -13,6 +13,7 @@ import (
 	"tower.dev/tower/controllers/namespace"
 	"tower.dev/tower/controllers/replicaset"
 	"tower.dev/tower/controllers/rootcacert"
+	"tower.dev/tower/controllers/scheduler"
 	"tower.dev/tower/controllers/serviceaccount"
 )
 
@@ -40,6 +41,10 @@ func NewControllerManagerOptions() ControllerManagerOptions {
 		Controllers: []string{"*"},
 	}
 }
+
+// controllerManagerQPS and controllerManagerBurst apply when the config
+// does not set its own limits.
+const controllerManagerQPS, controllerManagerBurst = 500, 1000
 
 // controllerSpec is one controller the manager can run.
 type controllerSpec struct {
@@ -85,6 +90,12 @@ func NewControllerManager(cfg *rest.Config, o ControllerManagerOptions) (manager
 	if err := validateEnableList(o.Controllers, ControllerNames()); err != nil {
 		return nil, err
 	}
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 {
+		// client-go's default of 5 would throttle a 1000-pod rollout
+		// to minutes.
+		cfg.QPS, cfg.Burst = controllerManagerQPS, controllerManagerBurst
+	}
 	mgr, err := newManager(cfg, o.Common, "kube-controller-manager")
 	if err != nil {
 		return nil, err
@@ -96,6 +107,46 @@ func NewControllerManager(cfg *rest.Config, o ControllerManagerOptions) (manager
 		if err := spec.setup(mgr, o); err != nil {
 			return nil, fmt.Errorf("setting up controller %s: %w", spec.name, err)
 		}
+	}
+	return mgr, nil
+}
+
+// SchedulerOptions configure `tower scheduler`.
+type SchedulerOptions struct {
+	Common
+	Scheduler scheduler.Options
+}
+
+// NewSchedulerOptions returns kube-scheduler's defaults: leader election
+// on, the default scheduler name.
+func NewSchedulerOptions() SchedulerOptions {
+	return SchedulerOptions{
+		Common: Common{
+			LeaderElect:        true,
+			LeaderElectionID:   "kube-scheduler",
+			MetricsBindAddress: "0",
+		},
+		Scheduler: scheduler.Options{SchedulerName: scheduler.DefaultSchedulerName},
+	}
+}
+
+// schedulerQPS lifts client-side rate limiting: binding is the
+// scheduler's hot path and the API server does its own flow control.
+const schedulerQPS, schedulerBurst = 5000, 10000
+
+// NewScheduler builds the scheduler manager; the caller starts it.
+func NewScheduler(cfg *rest.Config, o SchedulerOptions) (manager.Manager, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS >= 0 && cfg.QPS < schedulerQPS {
+		// A negative QPS already means no client-side limit.
+		cfg.QPS, cfg.Burst = schedulerQPS, schedulerBurst
+	}
+	mgr, err := newManager(cfg, o.Common, "kube-scheduler")
+	if err != nil {
+		return nil, err
+	}
+	if err := scheduler.SetupWithManager(mgr, o.Scheduler); err != nil {
+		return nil, fmt.Errorf("setting up scheduler: %w", err)
 	}
 	return mgr, nil
 }

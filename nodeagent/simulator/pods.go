@@ -1,0 +1,222 @@
+package simulator
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+// podIPs hands out addresses of one node's pod CIDR.
+type podIPs struct {
+	network *net.IPNet
+	size    int
+	used    map[int]types.NamespacedName
+	byPod   map[types.NamespacedName]int
+	next    int
+}
+
+func newPodIPs(network *net.IPNet) *podIPs {
+	ones, bits := network.Mask.Size()
+	return &podIPs{network: network, size: 1 << (bits - ones), used: map[int]types.NamespacedName{}, byPod: map[types.NamespacedName]int{}, next: 2}
+}
+
+func (p *podIPs) addr(offset int) string {
+	ip := p.network.IP.To4()
+	v := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
+	v += uint32(offset)
+	return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).String()
+}
+
+// allocate returns pod's address, a new one from the range when it has
+// none yet.
+func (p *podIPs) allocate(pod types.NamespacedName) (string, error) {
+	if off, ok := p.byPod[pod]; ok {
+		return p.addr(off), nil
+	}
+	// Skip the network address, the gateway (.1) and broadcast.
+	for range p.size {
+		off := p.next
+		p.next++
+		if p.next >= p.size-1 {
+			p.next = 2
+		}
+		if _, taken := p.used[off]; !taken {
+			p.used[off] = pod
+			p.byPod[pod] = off
+			return p.addr(off), nil
+		}
+	}
+	return "", fmt.Errorf("pod CIDR %s is exhausted", p.network)
+}
+
+func (p *podIPs) release(pod types.NamespacedName) {
+	if off, ok := p.byPod[pod]; ok {
+		delete(p.byPod, pod)
+		delete(p.used, off)
+	}
+}
+
+// podReconciler plays the kubelet for pods bound to simulated nodes.
+type podReconciler struct {
+	sim    *Simulator
+	client client.Client
+}
+
+func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	pod := &corev1.Pod{}
+	if err := r.client.Get(ctx, req.NamespacedName, pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.sim.releaseIP(req.NamespacedName)
+		}
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	node := pod.Spec.NodeName
+	if _, ours := r.sim.index[node]; !ours {
+		return reconcile.Result{}, nil
+	}
+	if pod.DeletionTimestamp != nil {
+		// The containers "stop" at once: confirm the deletion as the
+		// kubelet does, with a zero grace period.
+		uid := pod.UID
+		err := r.client.Delete(ctx, pod, client.GracePeriodSeconds(0), client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return reconcile.Result{}, fmt.Errorf("finishing deletion of pod %s: %w", req, err)
+		}
+		r.sim.releaseIP(req.NamespacedName)
+		return reconcile.Result{}, nil
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return reconcile.Result{}, nil
+	}
+	ip, err := r.sim.allocateIP(node, req.NamespacedName, pod.Status.PodIP)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	status := runningStatus(pod, ip, r.sim.nodeIPFor(node))
+	if apiequality.Semantic.DeepEqual(status, pod.Status) {
+		return reconcile.Result{}, nil
+	}
+	updated := pod.DeepCopy()
+	updated.Status = status
+	if err := r.client.Status().Update(ctx, updated); err != nil {
+		if apierrors.IsNotFound(err) {
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reporting pod %s running: %w", req, err)
+	}
+	return reconcile.Result{}, nil
+}
+
+func (s *Simulator) allocateIP(node string, pod types.NamespacedName, current string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ipam, ok := s.ipam[node]
+	if !ok {
+		return "", fmt.Errorf("node %s has no pod CIDR yet", node)
+	}
+	if current != "" {
+		if off, ok := offsetIn(ipam.network, current); ok {
+			ipam.used[off] = pod
+			ipam.byPod[pod] = off
+			return current, nil
+		}
+	}
+	return ipam.allocate(pod)
+}
+
+func offsetIn(network *net.IPNet, addr string) (int, bool) {
+	ip := net.ParseIP(addr).To4()
+	base := network.IP.To4()
+	if ip == nil || base == nil || !network.Contains(ip) {
+		return 0, false
+	}
+	return int(ip[2]-base[2])<<8 | int(ip[3]-base[3]), true
+}
+
+func (s *Simulator) releaseIP(pod types.NamespacedName) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ipam := range s.ipam {
+		ipam.release(pod)
+	}
+}
+
+func (s *Simulator) nodeIPFor(node string) string {
+	return nodeIP(s.index[node])
+}
+
+// runningStatus is the status of a pod whose containers all started and
+// are ready, keeping times the pod already has so that repeated syncs
+// write nothing.
+func runningStatus(pod *corev1.Pod, ip, hostIP string) corev1.PodStatus {
+	now := metav1.Now()
+	start := now
+	if pod.Status.StartTime != nil {
+		start = *pod.Status.StartTime
+	}
+	condition := func(t corev1.PodConditionType) corev1.PodCondition {
+		for _, c := range pod.Status.Conditions {
+			if c.Type == t && c.Status == corev1.ConditionTrue {
+				return c
+			}
+		}
+		return corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: now}
+	}
+	status := corev1.PodStatus{
+		Phase: corev1.PodRunning,
+		Conditions: []corev1.PodCondition{
+			condition(corev1.PodReadyToStartContainers),
+			condition(corev1.PodInitialized),
+			condition(corev1.PodReady),
+			condition(corev1.ContainersReady),
+			condition(corev1.PodScheduled),
+		},
+		HostIP:    hostIP,
+		HostIPs:   []corev1.HostIP{{IP: hostIP}},
+		PodIP:     ip,
+		PodIPs:    []corev1.PodIP{{IP: ip}},
+		StartTime: &start,
+		QOSClass:  pod.Status.QOSClass,
+	}
+	started := func(name string) metav1.Time {
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.Name == name && cs.State.Running != nil {
+				return cs.State.Running.StartedAt
+			}
+		}
+		return start
+	}
+	for _, c := range pod.Spec.InitContainers {
+		status.InitContainerStatuses = append(status.InitContainerStatuses, corev1.ContainerStatus{
+			Name:        c.Name,
+			Image:       c.Image,
+			ImageID:     "simulated://" + c.Image,
+			ContainerID: "simulated://" + string(pod.UID) + "/" + c.Name,
+			Ready:       true,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: 0, Reason: "Completed", StartedAt: start, FinishedAt: start,
+			}},
+		})
+	}
+	yes := true
+	for _, c := range pod.Spec.Containers {
+		status.ContainerStatuses = append(status.ContainerStatuses, corev1.ContainerStatus{
+			Name:        c.Name,
+			Image:       c.Image,
+			ImageID:     "simulated://" + c.Image,
+			ContainerID: "simulated://" + string(pod.UID) + "/" + c.Name,
+			Ready:       true,
+			Started:     &yes,
+			State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started(c.Name)}},
+		})
+	}
+	return status
+}

@@ -1,0 +1,179 @@
+// Package simulated runs Tower's control plane end to end without
+// containers: the API server on an embedded etcd, the controller manager
+// and the scheduler as in-process controller-runtime managers, and
+// simulated nodes that play the kubelet. Clients are real kubectl (its
+// command tree, in process) and client-go. One cluster serves the whole
+// test binary; every test works in a namespace of its own.
+package simulated
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	kubectlcmd "k8s.io/kubectl/pkg/cmd"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"tower.dev/tower/controllers/manager"
+	"tower.dev/tower/nodeagent/simulator"
+	"tower.dev/tower/test/framework"
+)
+
+// nodeCount simulated nodes with nodeCPU each: enough room for the tests'
+// pods (100m by default request nothing) and small enough that a 100-CPU
+// pod fits nowhere.
+const (
+	nodeCount = 4
+	nodeCPU   = "8"
+)
+
+// cluster is shared by every test; TestMain sets it up once.
+var cluster struct {
+	cp        *framework.ControlPlane
+	clientset kubernetes.Interface
+	sim       *simulator.Simulator
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	ctrl.SetLogger(logr.Discard())
+	// client-go's event broadcasters and leader election log through
+	// klog; their complaints while the cluster shuts down are noise.
+	klog.SetLogger(logr.Discard())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	startCtx, startCancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer startCancel()
+	cp, err := framework.New(startCtx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting control plane: %v\n", err)
+		return 1
+	}
+	cluster.cp = cp
+	cluster.clientset = cp.Clientset()
+
+	stopped, err := startManagers(ctx, cp)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting managers: %v\n", err)
+		return 1
+	}
+	code := m.Run()
+	cancel()
+	for _, done := range stopped {
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(os.Stderr, "manager stopped with: %v\n", err)
+		}
+	}
+	if err := cp.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping control plane: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// startManagers runs the controller manager, the scheduler and the
+// simulated nodes until ctx ends; each channel reports one's exit.
+func startManagers(ctx context.Context, cp *framework.ControlPlane) ([]chan error, error) {
+	cmOpts := manager.NewControllerManagerOptions()
+	cmOpts.RootCAFile = cp.Config.CAFile
+	cm, err := manager.NewControllerManager(cp.Config, cmOpts)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := manager.NewScheduler(cp.Config, manager.NewSchedulerOptions())
+	if err != nil {
+		return nil, err
+	}
+	sim, err := simulator.New(simulator.Config{
+		RESTConfig: cp.Config,
+		Nodes:      nodeCount,
+		Capacity: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse(nodeCPU),
+			corev1.ResourceMemory: resource.MustParse("32Gi"),
+			corev1.ResourcePods:   resource.MustParse("110"),
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cluster.sim = sim
+	run := func(start func(context.Context) error) chan error {
+		done := make(chan error, 1)
+		go func() { done <- start(ctx) }()
+		return done
+	}
+	return []chan error{run(cm.Start), run(sched.Start), run(sim.Run)}, nil
+}
+
+// eventually polls condition until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, description string, condition func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, condition)
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", description, err)
+	}
+}
+
+// kubectlFatal carries kubectl's fatal exit out of its command tree.
+type kubectlFatal struct {
+	msg  string
+	code int
+}
+
+// kubectl runs kubectl's own command tree with args against the test
+// cluster and returns its output; a non-zero exit fails the test.
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := runKubectl(args...)
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func runKubectl(args ...string) (output string, err error) {
+	var out bytes.Buffer
+	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out}
+	configFlags := genericclioptions.NewConfigFlags(true).WithDiscoveryBurst(300).WithDiscoveryQPS(50)
+	cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(kubectlFatal{msg, code}) })
+	defer cmdutil.DefaultBehaviorOnFatal()
+	defer func() {
+		if r := recover(); r != nil {
+			fatal, ok := r.(kubectlFatal)
+			if !ok {
+				panic(r)
+			}
+			output, err = out.String()+fatal.msg, fmt.Errorf("exit code %d", fatal.code)
+		}
+	}()
+	cmd := kubectlcmd.NewDefaultKubectlCommandWithArgs(kubectlcmd.KubectlOptions{
+		Arguments:   append([]string{"kubectl"}, args...),
+		ConfigFlags: configFlags,
+		IOStreams:   streams,
+	})
+	cmd.SetArgs(append([]string{"--kubeconfig", cluster.cp.KubeconfigPath}, args...))
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	err = cmd.Execute()
+	return out.String(), err
+}

@@ -1,0 +1,144 @@
+package simulated
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestUnschedulablePod creates a pod that fits nowhere and expects
+// upstream's FailedScheduling reason, message and event.
+func TestUnschedulablePod(t *testing.T) {
+	ns := cluster.cp.CreateNamespace(t)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "huge", Namespace: ns},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "c", Image: "huge",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100")}},
+		}}},
+	}
+	if _, err := cluster.clientset.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("0/%d nodes are available: %d Insufficient cpu. preemption: 0/%d nodes are available: %d No preemption victims found for incoming pod.", nodeCount, nodeCount, nodeCount, nodeCount)
+	var condition corev1.PodCondition
+	eventually(t, 30*time.Second, "PodScheduled=False", func(ctx context.Context) (bool, error) {
+		got, err := cluster.clientset.CoreV1().Pods(ns).Get(ctx, "huge", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == corev1.PodScheduled {
+				condition = c
+				return c.Status == corev1.ConditionFalse, nil
+			}
+		}
+		return false, nil
+	})
+	if condition.Reason != corev1.PodReasonUnschedulable || condition.Message != want {
+		t.Errorf("PodScheduled condition: reason %q message %q\nwant reason %q message %q", condition.Reason, condition.Message, corev1.PodReasonUnschedulable, want)
+	}
+	eventually(t, 30*time.Second, "FailedScheduling event", func(ctx context.Context) (bool, error) {
+		events, err := cluster.clientset.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range events.Items {
+			if e.Reason == "FailedScheduling" && e.Regarding.Name == "huge" && e.Note == want {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	out := kubectl(t, "describe", "pod", "huge", "-n", ns)
+	t.Logf("kubectl describe pod:\n%s", out)
+}
+
+// TestServiceEndpoints checks EndpointSlices and Endpoints follow the
+// pods a Service selects.
+func TestServiceEndpoints(t *testing.T) {
+	ns := cluster.cp.CreateNamespace(t)
+	kubectl(t, "create", "deployment", "api", "--image=api", "--replicas=3", "--port=8080", "-n", ns)
+	kubectl(t, "expose", "deployment", "api", "--port=80", "--target-port=8080", "-n", ns)
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last seen: %s", last)
+		}
+	}()
+	eventually(t, rolloutTimeout, "3 ready endpoints", func(ctx context.Context) (bool, error) {
+		slices, err := cluster.clientset.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=api"})
+		if err != nil {
+			return false, err
+		}
+		ready := 0
+		for _, s := range slices.Items {
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready != nil && *e.Conditions.Ready && len(s.Ports) == 1 && *s.Ports[0].Port == 8080 {
+					ready++
+				}
+			}
+		}
+		ep, err := cluster.clientset.CoreV1().Endpoints(ns).Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			last = fmt.Sprintf("%d ready in slices; endpoints: %v", ready, err)
+			return false, nil
+		}
+		addrs := 0
+		for _, s := range ep.Subsets {
+			addrs += len(s.Addresses)
+		}
+		last = fmt.Sprintf("%d ready in slices; endpoints %+v", ready, ep.Subsets)
+		return ready == 3 && addrs == 3, nil
+	})
+	kubectl(t, "scale", "deployment", "api", "--replicas=1", "-n", ns)
+	eventually(t, rolloutTimeout, "1 endpoint", func(ctx context.Context) (bool, error) {
+		ep, err := cluster.clientset.CoreV1().Endpoints(ns).Get(ctx, "api", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		addrs := 0
+		for _, s := range ep.Subsets {
+			addrs += len(s.Addresses)
+		}
+		return addrs == 1, nil
+	})
+}
+
+// TestLeaderElectionAndNodes checks both managers hold their Lease and
+// the simulated nodes are Ready with renewed Leases.
+func TestLeaderElectionAndNodes(t *testing.T) {
+	eventually(t, 30*time.Second, "leader leases", func(ctx context.Context) (bool, error) {
+		for _, name := range []string{"kube-controller-manager", "kube-scheduler"} {
+			lease, err := cluster.clientset.CoordinationV1().Leases("kube-system").Get(ctx, name, metav1.GetOptions{})
+			if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	for _, name := range cluster.sim.NodeNames() {
+		node, err := cluster.clientset.CoreV1().Nodes().Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := false
+		for _, c := range node.Status.Conditions {
+			ready = ready || (c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue)
+		}
+		if !ready {
+			t.Errorf("node %s is not Ready: %+v", name, node.Status.Conditions)
+		}
+		var lease *coordinationv1.Lease
+		lease, err = cluster.clientset.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil || lease.Spec.RenewTime == nil {
+			t.Errorf("node %s has no renewed lease: %v", name, err)
+		}
+	}
+}
