@@ -18,20 +18,10 @@ import (
 // bind serves POST pods/{name}/binding: the scheduler's way to set
 // spec.nodeName once, as kube-apiserver's BindingREST does.
 func (q *request) bind(ctx context.Context) {
-	body, err := q.readBody()
-	if err != nil {
-		q.fail(err)
-		return
-	}
-	info, err := negotiateInput(q.r, q.scope.Codecs)
-	if err != nil {
-		q.fail(err)
-		return
-	}
 	binding := &corev1.Binding{}
 	gvk := corev1.SchemeGroupVersion.WithKind("Binding")
-	if _, _, err := info.Serializer.Decode(body, &gvk, binding); err != nil {
-		q.fail(apierrors.NewBadRequest(fmt.Sprintf("decode Binding: %v", err)))
+	if err := q.decodeBodyInto(gvk, binding); err != nil {
+		q.fail(err)
 		return
 	}
 	if binding.Name == "" {

@@ -332,6 +332,23 @@ func (q *request) decodeBody(validation string) (runtime.Object, []string, error
 	return q.decode(body, validation)
 }
 
+// decodeBodyInto decodes the body as a fixed kind (a subresource's Scale
+// or Binding), with kube-apiserver's 400 for a body that is not one.
+func (q *request) decodeBodyInto(gvk schema.GroupVersionKind, into runtime.Object) error {
+	body, err := q.readBody()
+	if err != nil {
+		return err
+	}
+	info, err := negotiateInput(q.r, q.scope.Codecs)
+	if err != nil {
+		return err
+	}
+	if _, _, err := info.Serializer.Decode(body, &gvk, into); err != nil {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	}
+	return nil
+}
+
 func (q *request) readBody() ([]byte, error) {
 	limit := q.scope.MaxBodyBytes
 	body, err := io.ReadAll(io.LimitReader(q.r.Body, limit+1))

@@ -135,20 +135,9 @@ func (q *request) updateScale(ctx context.Context) {
 		q.fail(err)
 		return
 	}
-	body, err := q.readBody()
-	if err != nil {
-		q.fail(err)
-		return
-	}
-	info, err := negotiateInput(q.r, q.scope.Codecs)
-	if err != nil {
-		q.fail(err)
-		return
-	}
 	requested := &autoscalingv1.Scale{}
-	gvk := scaleGVK
-	if _, _, err := info.Serializer.Decode(body, &gvk, requested); err != nil {
-		q.fail(apierrors.NewBadRequest(fmt.Sprintf("Scale in version \"v1\" cannot be handled as a Scale: %v", err)))
+	if err := q.decodeBodyInto(scaleGVK, requested); err != nil {
+		q.fail(err)
 		return
 	}
 	q.scaleTo(ctx, opts, func(*autoscalingv1.Scale) (*autoscalingv1.Scale, []string, error) { return requested, nil, nil })

@@ -43,18 +43,8 @@ func (q *request) create(ctx context.Context) {
 		q.fail(err)
 		return
 	}
-	obj, warnings, err := q.decodeBody(opts.validation)
+	obj, objMeta, err := q.decodeWrite(opts.validation)
 	if err != nil {
-		q.fail(err)
-		return
-	}
-	addWarnings(q.w, warnings)
-	objMeta, err := meta.Accessor(obj)
-	if err != nil {
-		q.fail(apierrors.NewInternalError(err))
-		return
-	}
-	if err := q.checkNamespace(objMeta); err != nil {
 		q.fail(err)
 		return
 	}
@@ -134,6 +124,24 @@ func (q *request) admit(ctx context.Context, op admission.Operation, obj, old ru
 		OldObject:   old,
 		DryRun:      dryRun,
 	})
+}
+
+// decodeWrite decodes the body of a create or update, passes decoding
+// warnings on, and reconciles the object's namespace with the URL's.
+func (q *request) decodeWrite(validation string) (runtime.Object, metav1.Object, error) {
+	obj, warnings, err := q.decodeBody(validation)
+	if err != nil {
+		return nil, nil, err
+	}
+	addWarnings(q.w, warnings)
+	objMeta, err := meta.Accessor(obj)
+	if err != nil {
+		return nil, nil, apierrors.NewInternalError(err)
+	}
+	if err := q.checkNamespace(objMeta); err != nil {
+		return nil, nil, err
+	}
+	return obj, objMeta, nil
 }
 
 // checkNamespace reconciles the object's namespace with the URL's.
@@ -252,23 +260,13 @@ func (q *request) update(ctx context.Context) {
 		q.fail(err)
 		return
 	}
-	obj, warnings, err := q.decodeBody(opts.validation)
+	obj, objMeta, err := q.decodeWrite(opts.validation)
 	if err != nil {
 		q.fail(err)
-		return
-	}
-	addWarnings(q.w, warnings)
-	objMeta, err := meta.Accessor(obj)
-	if err != nil {
-		q.fail(apierrors.NewInternalError(err))
 		return
 	}
 	if objMeta.GetName() != q.info.Name {
 		q.fail(apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", objMeta.GetName(), q.info.Name)))
-		return
-	}
-	if err := q.checkNamespace(objMeta); err != nil {
-		q.fail(err)
 		return
 	}
 	q.Resource.Strategy.Default(obj)
