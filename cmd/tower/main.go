@@ -42,6 +42,8 @@ Run "tower up" to start a cluster on this machine, then use it with
 	root.AddCommand(
 		newUpCommand(),
 		newAPIServerCommand("apiserver"),
+		newControllerManagerCommand(),
+		newSchedulerCommand(),
 		newEtcdCommand(),
 		newKubectlCommand(),
 		newVersionCommand(),

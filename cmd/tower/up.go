@@ -37,6 +37,10 @@ type upOptions struct {
 	BindAddress string
 	// Node configures the local node agent, run when this machine can.
 	Node *nodeOptions
+	// Controllers is the controller manager's enable list.
+	Controllers []string
+	// SimulatedNodes starts this many simulated nodes in process.
+	SimulatedNodes int
 }
 
 func newUpCommand() *cobra.Command {
@@ -45,6 +49,7 @@ func newUpCommand() *cobra.Command {
 		SecurePort:  6443,
 		BindAddress: "127.0.0.1",
 		Node:        newNodeOptions(""),
+		Controllers: []string{"*"},
 	}
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -71,6 +76,8 @@ stopped (objects and certificates are kept).`,
 	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "The port on which to serve HTTPS.")
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "The IP address on which to listen for the --secure-port port.")
 	o.Node.addFlags(fs, true)
+	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers the controller manager runs: '*' for all on by default, 'foo' to add foo, '-foo' to disable foo.")
+	fs.IntVar(&o.SimulatedNodes, "simulated-nodes", o.SimulatedNodes, "Start this many simulated nodes (no containers) in the same process.")
 	return cmd
 }
 
@@ -119,6 +126,9 @@ func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) err
 	defer localNode.Wait()
 	onReady := func(ctx context.Context) error {
 		if err := waitReady(ctx, kubeconfig); err != nil {
+			return err
+		}
+		if err := startUpControlPlane(ctx, o, kubeconfig, ca.CertFile); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "Tower is up. Use:\n  %s kubectl --kubeconfig %s get namespaces\nor:\n  export KUBECONFIG=%s\n", program, kubeconfig, kubeconfig)

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"math/rand/v2"
 	"sort"
 	"sync"
 
@@ -229,7 +230,7 @@ func (c *Cache) place(p *podSpec) (string, *FitError) {
 	want := numFeasibleNodesToFind(n)
 	fitErr := &FitError{NumAllNodes: n, reasons: map[string]int{}}
 	best, bestScore := "", int64(-1)
-	found, checked := 0, 0
+	found, checked, ties := 0, 0, 0
 	for ; checked < n && found < want; checked++ {
 		name := c.names[(c.next+checked)%n]
 		info := c.nodes[name]
@@ -243,8 +244,16 @@ func (c *Cache) place(p *podSpec) (string, *FitError) {
 			continue
 		}
 		found++
-		if s := score(p, info); s > bestScore {
-			best, bestScore = name, s
+		switch s := score(p, info); {
+		case s > bestScore:
+			best, bestScore, ties = name, s, 1
+		case s == bestScore:
+			// Equal nodes share the load: each tie wins with
+			// probability 1/ties, as upstream's selectHost.
+			ties++
+			if rand.IntN(ties) == 0 {
+				best = name
+			}
 		}
 	}
 	// The next pod starts where this one stopped, so that sampling

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"tower.dev/tower/controllers/manager"
+	"tower.dev/tower/nodeagent/simulator"
+)
+
+func newControllerManagerCommand() *cobra.Command {
+	o := manager.NewControllerManagerOptions()
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:   "controller-manager",
+		Short: "Run Tower's controllers (kube-controller-manager)",
+		Long: `Run Tower's controllers in one controller-runtime manager: deployment,
+replicaset, garbagecollector, namespace, serviceaccount,
+root-ca-cert-publisher, endpointslice and endpoint. Only one instance is
+active at a time: the others wait for the kube-system/kube-controller-manager
+Lease.`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			cfg, err := restConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			ctx = withControllerLogger(ctx)
+			mgr, err := manager.NewControllerManager(cfg, o)
+			if err != nil {
+				return err
+			}
+			return mgr.Start(ctx)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "Path to a kubeconfig; empty uses the in-cluster configuration.")
+	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to enable: '*' for all on by default, 'foo' to add foo, '-foo' to disable foo. Known: "+fmt.Sprint(manager.ControllerNames()))
+	fs.StringVar(&o.RootCAFile, "root-ca-file", o.RootCAFile, "CA bundle published to every namespace as the kube-root-ca.crt ConfigMap; empty disables the publisher.")
+	addCommonManagerFlags(fs, &o.Common)
+	return cmd
+}
+
+// addCommonManagerFlags adds kube-controller-manager's leader election
+// flags and controller-runtime's metrics and probe addresses.
+func addCommonManagerFlags(fs *pflag.FlagSet, c *manager.Common) {
+	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "Elect a leader through a Lease before running, so that only one replica acts.")
+	fs.StringVar(&c.LeaderElectionNamespace, "leader-elect-resource-namespace", "kube-system", "Namespace of the leader election Lease.")
+	fs.StringVar(&c.LeaderElectionID, "leader-elect-resource-name", c.LeaderElectionID, "Name of the leader election Lease.")
+	fs.DurationVar(&c.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "How long a leader's Lease lasts without renewal.")
+	fs.DurationVar(&c.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it steps down.")
+	fs.DurationVar(&c.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire or renew the Lease.")
+	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", c.MetricsBindAddress, "Address to serve /metrics on; '0' disables it.")
+	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", c.HealthProbeBindAddress, "Address to serve /healthz and /readyz on; empty disables them.")
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("loading client configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// withControllerLogger routes controller-runtime's logs through klog, as
+// the other components log.
+func withControllerLogger(ctx context.Context) context.Context {
+	logger := klog.Background()
+	ctrl.SetLogger(logger)
+	return logr.NewContext(ctx, logger)
+}
+
+// controlPlaneOptions are what `tower up` runs next to the API server.
+type controlPlaneOptions struct {
+	Controllers    []string
+	RootCAFile     string
+	SimulatedNodes int
+}
+
+// startControlPlane runs the controller manager, the scheduler and any
+// simulated nodes in this process until ctx ends. They keep running (and
+// retrying) on their own; failures to start are returned, later ones
+// logged.
+func startControlPlane(ctx context.Context, cfg *rest.Config, o controlPlaneOptions) error {
+	log := logr.FromContextOrDiscard(ctx)
+	ctrl.SetLogger(log)
+	cmOpts := manager.NewControllerManagerOptions()
+	cmOpts.Controllers = o.Controllers
+	cmOpts.RootCAFile = o.RootCAFile
+	cm, err := manager.NewControllerManager(cfg, cmOpts)
+	if err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	sched, err := manager.NewScheduler(cfg, manager.NewSchedulerOptions())
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	run := func(name string, start func(context.Context) error) {
+		go func() {
+			if err := start(ctx); err != nil && ctx.Err() == nil {
+				log.Error(err, "Component stopped", "component", name)
+			}
+		}()
+	}
+	run("controller-manager", cm.Start)
+	run("scheduler", sched.Start)
+	if o.SimulatedNodes > 0 {
+		sim, err := simulator.New(simulator.Config{RESTConfig: cfg, Nodes: o.SimulatedNodes})
+		if err != nil {
+			return fmt.Errorf("simulated nodes: %w", err)
+		}
+		run("simulated-nodes", sim.Run)
+	}
+	return nil
+}
+
+// startUpControlPlane is `tower up`'s share of startControlPlane: the
+// components use the admin kubeconfig up just wrote.
+func startUpControlPlane(ctx context.Context, o *upOptions, kubeconfig, caFile string) error {
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return err
+	}
+	return startControlPlane(ctx, cfg, controlPlaneOptions{
+		Controllers:    o.Controllers,
+		RootCAFile:     caFile,
+		SimulatedNodes: o.SimulatedNodes,
+	})
+}

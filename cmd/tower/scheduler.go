@@ -1,0 +1,42 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"tower.dev/tower/controllers/manager"
+)
+
+func newSchedulerCommand() *cobra.Command {
+	o := manager.NewSchedulerOptions()
+	var kubeconfig string
+	cmd := &cobra.Command{
+		Use:   "scheduler",
+		Short: "Run Tower's scheduler (kube-scheduler)",
+		Long: `Run Tower's scheduler: it binds pods that name --scheduler-name and
+have no node to the best node that fits them, through pods/binding. Only
+one instance is active at a time: the others wait for the
+kube-system/kube-scheduler Lease.`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext(cmd.Context())
+			defer stop()
+			cfg, err := restConfig(kubeconfig)
+			if err != nil {
+				return err
+			}
+			ctx = withControllerLogger(ctx)
+			mgr, err := manager.NewScheduler(cfg, o)
+			if err != nil {
+				return err
+			}
+			return mgr.Start(ctx)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "Path to a kubeconfig; empty uses the in-cluster configuration.")
+	fs.StringVar(&o.Scheduler.SchedulerName, "scheduler-name", o.Scheduler.SchedulerName, "Schedule the pods whose spec.schedulerName is this.")
+	fs.IntVar(&o.Scheduler.Parallelism, "parallelism", 16, "How many bindings may be in flight at once.")
+	addCommonManagerFlags(fs, &o.Common)
+	return cmd
+}
