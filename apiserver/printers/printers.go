@@ -35,6 +35,9 @@ import (
 // object with an Items slice). Types without dedicated columns get the default
 // table: Name and Created At.
 func ConvertToTable(ctx context.Context, obj runtime.Object, opts *metav1.TableOptions) (*metav1.Table, error) {
+	if c, ok := tableConvertorFrom(ctx); ok {
+		return c.ConvertToTable(ctx, obj, opts)
+	}
 	return convertToTable(ctx, obj, opts, time.Now())
 }
 

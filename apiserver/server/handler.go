@@ -40,6 +40,7 @@ func (a *api) handler() (http.Handler, error) {
 		Scheme:            a.scheme,
 		TypeConverter:     a.typeConverter,
 	}
+	a.scope = scope
 	resources, err := endpoints.NewHandler(scope, a.endpoints)
 	if err != nil {
 		return nil, err
@@ -61,6 +62,9 @@ func (a *api) handler() (http.Handler, error) {
 		}
 		ctx, cancel := requestContext(r.Context(), info.Verb, a.options.RequestTimeout)
 		defer cancel()
+		if a.crds.Serve(w, r.WithContext(ctx), info) {
+			return
+		}
 		resources.Serve(w, r.WithContext(ctx), info)
 	})
 	return a.recoverPanics(a.metrics.instrument(a.authenticate(mux))), nil

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-logr/logr"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -25,6 +27,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"tower.dev/tower/apiserver/admission"
+	"tower.dev/tower/apiserver/apiextensions"
 	"tower.dev/tower/apiserver/discovery"
 	"tower.dev/tower/apiserver/endpoints"
 	"tower.dev/tower/apiserver/openapi"
@@ -80,6 +83,7 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("handler: %w", err)
 	}
+	api.crds.Run(ctx, api.scope)
 	srv := &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConfig,
@@ -165,8 +169,12 @@ type api struct {
 	catalog   *registry.Catalog
 	endpoints []*endpoints.Endpoint
 	byGVR     map[schema.GroupVersionResource]*endpoints.Endpoint
-	discovery *discovery.Documents
-	openapi   *openapi.Documents
+	discovery *discovery.Swappable
+	// crds serves custom resources; scope is the shared handler scope it
+	// builds their handlers with.
+	crds    *apiextensions.Manager
+	scope   *endpoints.Scope
+	openapi *openapi.Documents
 	// typeConverter knows every served kind's structure, for managedFields.
 	typeConverter managedfields.TypeConverter
 	metrics       *metrics
@@ -184,6 +192,9 @@ func NewScheme() (*runtime.Scheme, error) {
 	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
 	// Clients send DeleteOptions and friends as meta.k8s.io/v1 as well.
 	metav1.AddToGroupVersion(scheme, metav1.SchemeGroupVersion)
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("register apiextensions types: %w", err)
+	}
 	if err := metav1.AddMetaToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("register meta types: %w", err)
 	}
@@ -195,11 +206,16 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 	if err != nil {
 		return nil, err
 	}
+	crdResource, err := apiextensions.CRDResource()
+	if err != nil {
+		return nil, err
+	}
+	builtins := append(registry.Builtins().Resources(), crdResource)
 	a := &api{
 		options: o,
 		scheme:  scheme,
 		codecs:  serializer.NewCodecFactory(scheme, serializer.EnableStrict),
-		catalog: registry.Builtins(),
+		catalog: registry.NewCatalog(builtins),
 		byGVR:   map[schema.GroupVersionResource]*endpoints.Endpoint{},
 		metrics: newMetrics(),
 		etcd:    client,
@@ -224,7 +240,23 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 		a.endpoints = append(a.endpoints, e)
 		a.byGVR[res.GroupVersionResource] = e
 	}
-	a.discovery = discovery.New(a.catalog)
+	a.discovery = discovery.NewSwappable(a.catalog)
+	crdEndpoint := a.byGVR[crdResource.GroupVersionResource]
+	a.crds, err = apiextensions.NewManager(apiextensions.Config{
+		Etcd:         client,
+		CRDs:         crdEndpoint.Store,
+		CRDKeyPrefix: crdEndpoint.KeyPrefix,
+		KeyPrefix: func(storagePrefix string) string {
+			return a.keyPrefix(&registry.Resource{StoragePrefix: storagePrefix})
+		},
+		WatchCache: o.WatchCache,
+		OnChange: func(custom []*registry.Resource) {
+			a.discovery.Update(registry.NewCatalog(append(slices.Clip(builtins), custom...)))
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
 	if a.openapi, err = openapi.New(a.catalog, scheme, KubernetesVersion); err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
