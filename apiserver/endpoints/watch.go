@@ -132,7 +132,7 @@ func (q *request) watchObject(ctx context.Context, event watch.Event, out output
 		obj = obj.DeepCopyObject()
 		setKind(obj, q.Resource)
 	}
-	if out.as == asObject || event.Type == watch.Bookmark {
+	if out.as == asObject || (event.Type == watch.Bookmark && out.as == asTable) {
 		return obj, nil
 	}
 	if co, ok := obj.(runtime.CacheableObject); ok {
