@@ -87,6 +87,8 @@ func (m *cpuMeter) stop() (apiserver, etcd time.Duration, err error) {
 func runLoad(ctx context.Context, c *cluster, sc scale) (measurement, error) {
 	log := logr.FromContextOrDiscard(ctx).WithValues("server", c.name)
 	result := measurement{"startup seconds": c.cp.APIServerStartup.Seconds()}
+	anon := sampleAnonRSS(c.cp.APIServerProcess.Pid(), 100*time.Millisecond)
+	defer anon.Stop()
 	for _, ns := range []string{loadNamespace, watchNamespace} {
 		_, err := c.clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		if err != nil {
@@ -131,6 +133,7 @@ func runLoad(ctx context.Context, c *cluster, sc scale) (measurement, error) {
 		}
 		result[name+" peak RSS MiB"] = float64(rss) / (1 << 20)
 	}
+	result["apiserver peak anon RSS MiB"] = float64(anon.Peak()) / (1 << 20)
 	return result, nil
 }
 

@@ -57,6 +57,7 @@ var rows = []row{
 	{"watch unexpected events", false},
 	{"watch apiserver CPU s/1000 deliveries", false},
 	{"apiserver peak RSS MiB", false},
+	{"apiserver peak anon RSS MiB", false},
 	{"etcd peak RSS MiB", false},
 }
 

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,7 +46,14 @@ func cpuTime(pid int) (time.Duration, error) {
 }
 
 // peakRSS returns a process's high-water resident set size (VmHWM) in bytes.
-func peakRSS(pid int) (int64, error) {
+func peakRSS(pid int) (int64, error) { return statusKB(pid, "VmHWM:") }
+
+// anonRSS returns a process's resident anonymous memory (RssAnon) in bytes:
+// heap and stacks, without the file-backed pages of its binary.
+func anonRSS(pid int) (int64, error) { return statusKB(pid, "RssAnon:") }
+
+// statusKB reads one "<field> N kB" line of /proc/<pid>/status, in bytes.
+func statusKB(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, fmt.Errorf("reading status of pid %d: %w", pid, err)
@@ -52,22 +61,63 @@ func peakRSS(pid int) (int64, error) {
 	defer f.Close()
 	scanner := bufio.NewScanner(f)
 	for scanner.Scan() {
-		value, found := strings.CutPrefix(scanner.Text(), "VmHWM:")
+		value, found := strings.CutPrefix(scanner.Text(), field)
 		if !found {
 			continue
 		}
 		fields := strings.Fields(value)
 		if len(fields) != 2 || fields[1] != "kB" {
-			return 0, fmt.Errorf("unexpected VmHWM line %q", scanner.Text())
+			return 0, fmt.Errorf("unexpected %s line %q", field, scanner.Text())
 		}
 		kb, err := strconv.ParseInt(fields[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parsing VmHWM of pid %d: %w", pid, err)
+			return 0, fmt.Errorf("parsing %s of pid %d: %w", field, pid, err)
 		}
 		return kb * 1024, nil
 	}
 	if err := scanner.Err(); err != nil {
 		return 0, fmt.Errorf("reading status of pid %d: %w", pid, err)
 	}
-	return 0, fmt.Errorf("no VmHWM in status of pid %d", pid)
+	return 0, fmt.Errorf("no %s in status of pid %d", field, pid)
+}
+
+// anonSampler tracks the highest RssAnon of a process, which the kernel
+// does not record, by sampling it until stopped.
+type anonSampler struct {
+	peak     atomic.Int64
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+func sampleAnonRSS(pid int, every time.Duration) *anonSampler {
+	s := &anonSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		ticker := time.NewTicker(every)
+		defer ticker.Stop()
+		for {
+			if rss, err := anonRSS(pid); err == nil && rss > s.peak.Load() {
+				s.peak.Store(rss)
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
+	return s
+}
+
+// Stop ends sampling; it may be called more than once.
+func (s *anonSampler) Stop() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+// Peak stops sampling and returns the highest value seen, in bytes.
+func (s *anonSampler) Peak() int64 {
+	s.Stop()
+	return s.peak.Load()
 }
