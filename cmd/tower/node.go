@@ -19,6 +19,7 @@ import (
 
 	"tower.dev/tower/nodeagent"
 	"tower.dev/tower/nodeagent/containers"
+	"tower.dev/tower/nodeagent/simulator"
 )
 
 // nodeOptions are the flags of `tower node`, shared with `tower up` where
@@ -66,6 +67,7 @@ func (o *nodeOptions) addFlags(fs *pflag.FlagSet, up bool) {
 func newNodeCommand() *cobra.Command {
 	o := newNodeOptions(filepath.Join(defaultDataDir(), "node"))
 	var kubeconfig string
+	var simulate int
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Run the node agent: register a Node and run the pods bound to it",
@@ -74,7 +76,8 @@ Lease, and runs the pods bound to it in containerd, with a network
 namespace per pod set up through CNI, reporting their status back.
 
 Needs root, containerd and runc, and the CNI plugins (Debian's
-containernetworking-plugins).`,
+containernetworking-plugins). With --simulate N it instead registers N
+simulated nodes that run bound pods without containers (no root needed).`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -85,11 +88,15 @@ containernetworking-plugins).`,
 			if err != nil {
 				return fmt.Errorf("loading --kubeconfig: %w", err)
 			}
+			if simulate > 0 {
+				return simulator.Run(ctx, simulator.Config{RESTConfig: config, Nodes: simulate})
+			}
 			return runNode(ctx, o, config, cmd.OutOrStdout())
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "Kubeconfig to reach the API server.")
+	fs.IntVar(&simulate, "simulate", 0, "Register this many simulated nodes (pods bound to them run without containers) instead of running a real node.")
 	o.addFlags(fs, false)
 	return cmd
 }
