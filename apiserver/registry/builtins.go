@@ -46,6 +46,7 @@ type spec struct {
 	status     StatusStrategy
 	scale      *ScaleSubresource
 	verbs      []string
+	notStored  bool
 }
 
 func (s spec) build() *Resource {
@@ -67,6 +68,7 @@ func (s spec) build() *Resource {
 		Strategy:             s.strategy,
 		Status:               s.status,
 		Scale:                s.scale,
+		NotStored:            s.notStored,
 	}
 }
 
@@ -148,6 +150,8 @@ func Builtins() *Catalog {
 			newObj: func() runtime.Object { return &eventsv1.Event{} }, newList: func() runtime.Object { return &eventsv1.EventList{} },
 			strategy: newEventsV1Strategy()},
 	}
+	specs = append(specs, rbacSpecs()...)
+	specs = append(specs, reviewSpecs()...)
 	resources := make([]*Resource, 0, len(specs))
 	byGVR := map[schema.GroupVersionResource]*Resource{}
 	for _, s := range specs {

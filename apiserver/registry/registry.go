@@ -46,6 +46,10 @@ type Resource struct {
 	// Scale, when set, serves the scale subresource (autoscaling/v1 Scale).
 	Scale *ScaleSubresource
 
+	// NotStored resources are answered, not kept: a create is handled by a
+	// dedicated handler (access reviews, token reviews) and no store exists.
+	NotStored bool
+
 	// StoredAs is set when this resource is a view of another resource's
 	// storage (events.k8s.io/v1 events are stored as core/v1 events). The
 	// conversion functions translate between the two.
@@ -108,6 +112,14 @@ type StatusStrategy interface {
 	// a status writer change) from old.
 	PrepareForUpdate(ctx context.Context, obj, old runtime.Object)
 	ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList
+}
+
+// UnknownFieldsReporter is implemented by strategies whose objects decode
+// without a Go type to check against (custom resources): it lists the
+// fields of obj that its schema does not know, as JSON paths ("spec.foo"),
+// so that fieldValidation can reject or warn about them as upstream does.
+type UnknownFieldsReporter interface {
+	UnknownFields(obj runtime.Object) []string
 }
 
 // GracefulDeleter is implemented by strategies whose objects are not removed

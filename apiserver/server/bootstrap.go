@@ -21,7 +21,7 @@ import (
 var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
 // bootstrap creates what kube-apiserver guarantees at start: the system
-// namespaces and the default/kubernetes service.
+// namespaces, the default/kubernetes service and the RBAC bootstrap policy.
 func (a *api) bootstrap(ctx context.Context) error {
 	namespaces := a.byGVR[corev1.SchemeGroupVersion.WithResource("namespaces")]
 	for _, name := range systemNamespaces {
@@ -47,7 +47,10 @@ func (a *api) bootstrap(ctx context.Context) error {
 		},
 	}
 	svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
-	return a.ensure(ctx, services, svc)
+	if err := a.ensure(ctx, services, svc); err != nil {
+		return err
+	}
+	return a.bootstrapPolicy(ctx)
 }
 
 // ensure creates obj through the resource's strategy unless it exists.
@@ -76,6 +79,7 @@ func (a *api) admission() admission.Interface {
 	namespaces := a.byGVR[corev1.SchemeGroupVersion.WithResource("namespaces")]
 	return admission.Chain{
 		&admission.NamespaceLifecycle{Namespaces: namespaces.Store, KeyPrefix: namespaces.KeyPrefix},
+		&admission.RBACEscalation{Authorizer: a.security.authorizer, Rules: a.security.rules, Policy: a.security.policy},
 		a.services,
 	}
 }

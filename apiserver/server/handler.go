@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/version"
 
-	"tower.dev/tower/apiserver/authentication"
 	"tower.dev/tower/apiserver/endpoints"
 )
 
@@ -24,12 +23,12 @@ import (
 // /version so clients pick the matching behaviour.
 const KubernetesVersion = "v1.37.2"
 
-// anonymousPaths are reachable without credentials, as kube-apiserver's
-// system:public-info-viewer role allows.
+// anonymousPaths are the health and version endpoints: bootstrap RBAC
+// lets anyone read them and the in-flight limits never refuse them.
 var anonymousPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz": true, "/version": true}
 
 // handler is the request chain: panic recovery, metrics, authentication,
-// timeouts, then routing.
+// impersonation, in-flight limits, authorization, timeouts, then routing.
 func (a *api) handler() (http.Handler, error) {
 	scope := &endpoints.Scope{
 		Codecs:            a.codecs,
@@ -45,12 +44,16 @@ func (a *api) handler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	reviews := a.reviews(scope)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", a.health("healthz"))
 	mux.HandleFunc("/livez", a.health("livez"))
 	mux.HandleFunc("/readyz", a.health("readyz"))
 	mux.HandleFunc("/version", serveVersion)
 	mux.Handle("/metrics", a.metrics.handler())
+	if err := a.serveIssuerDiscovery(mux); err != nil {
+		return nil, err
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if a.discovery.ServeHTTP(w, r) || a.openapi.ServeHTTP(w, r) {
 			return
@@ -65,9 +68,13 @@ func (a *api) handler() (http.Handler, error) {
 		if a.crds.Serve(w, r.WithContext(ctx), info) {
 			return
 		}
+		if reviews.Serves(info) {
+			reviews.Serve(w, r.WithContext(ctx), info)
+			return
+		}
 		resources.Serve(w, r.WithContext(ctx), info)
 	})
-	return a.recoverPanics(a.metrics.instrument(a.authenticate(mux))), nil
+	return a.recoverPanics(a.metrics.instrument(a.authenticate(a.impersonate(a.limitInflight(a.authorize(mux)))))), nil
 }
 
 // requestContext bounds non-watch requests by the request timeout.
@@ -96,25 +103,6 @@ func (a *api) writeStatus(w http.ResponseWriter, status *metav1.Status) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(int(status.Code))
 	_, _ = w.Write(body)
-}
-
-// authenticate admits requests with a verified client certificate and
-// answers 401 to anonymous ones outside the public paths.
-func (a *api) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if user, ok := authentication.FromClientCertificate(r); ok {
-			next.ServeHTTP(w, r.WithContext(authentication.WithUser(r.Context(), user)))
-			return
-		}
-		if anonymousPaths[r.URL.Path] || strings.HasPrefix(r.URL.Path, "/livez/") || strings.HasPrefix(r.URL.Path, "/readyz/") || strings.HasPrefix(r.URL.Path, "/healthz/") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		a.writeStatus(w, &metav1.Status{
-			Status: metav1.StatusFailure, Code: http.StatusUnauthorized, Reason: metav1.StatusReasonUnauthorized,
-			Message: "Unauthorized",
-		})
-	})
 }
 
 // recoverPanics turns a panic in a handler into a 500 Status; the stored

@@ -19,6 +19,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
+	dropped  *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -38,13 +39,26 @@ func newMetrics() *metrics {
 			Help: "Maximal number of currently used inflight request limit of this apiserver per request kind.",
 		}, []string{"request_kind"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.inflight,
+	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "apiserver_dropped_requests_total",
+		Help: "Number of requests dropped with 'Try again later' response.",
+	}, []string{"request_kind"})
+	m.registry.MustRegister(m.requests, m.latency, m.inflight, m.dropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// rejected counts a request refused by the in-flight limits.
+func (m *metrics) rejected(mutating bool) {
+	kind := "readOnly"
+	if mutating {
+		kind = "mutating"
+	}
+	m.dropped.WithLabelValues(kind).Inc()
 }
 
 // instrument counts requests and their latency; watches are counted when

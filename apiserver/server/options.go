@@ -51,6 +51,37 @@ type Options struct {
 	// is the lower bound of the random watch timeout (as kube-apiserver).
 	RequestTimeout    time.Duration
 	MinRequestTimeout int
+
+	// AnonymousAuth: requests without credentials are system:anonymous
+	// (and then authorized) rather than refused with 401.
+	AnonymousAuth bool
+	// TokenAuthFile: static bearer tokens (token,user,uid,"groups").
+	TokenAuthFile string
+	// ServiceAccountIssuers: the first signs new tokens; all are accepted.
+	ServiceAccountIssuers []string
+	// ServiceAccountKeyFiles verify tokens; ServiceAccountSigningKeyFile
+	// signs them (and verifies, when no key files are given).
+	ServiceAccountKeyFiles       []string
+	ServiceAccountSigningKeyFile string
+	// ServiceAccountMaxTokenExpiration caps requested token lifetimes.
+	ServiceAccountMaxTokenExpiration time.Duration
+	// APIAudiences a token must be meant for (the issuers when empty).
+	APIAudiences []string
+	// AuthorizationModes in order: RBAC, Node, AlwaysAllow.
+	AuthorizationModes []string
+	// MaxRequestsInflight and MaxMutatingRequestsInflight bound concurrent
+	// read-only and mutating requests; beyond them clients get 429. Zero
+	// means unlimited.
+	MaxRequestsInflight         int
+	MaxMutatingRequestsInflight int
+	// AuditLogPath ("-" for stdout) and AuditPolicyFile configure the
+	// audit log.
+	AuditLogPath    string
+	AuditPolicyFile string
+	// EnableAdmissionPlugins and DisableAdmissionPlugins adjust the
+	// default admission chain.
+	EnableAdmissionPlugins  []string
+	DisableAdmissionPlugins []string
 }
 
 // NewOptions returns the defaults kube-apiserver uses.
@@ -66,6 +97,11 @@ func NewOptions() *Options {
 		MaxRequestBodyBytes:    3 * 1024 * 1024,
 		RequestTimeout:         60 * time.Second,
 		MinRequestTimeout:      1800,
+		AnonymousAuth:          true,
+		AuthorizationModes:     []string{"Node", "RBAC"},
+		// kube-apiserver's defaults.
+		MaxRequestsInflight:         400,
+		MaxMutatingRequestsInflight: 200,
 	}
 }
 
@@ -87,5 +123,19 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "A CIDR notation IP range from which to assign service cluster IPs.")
 	fs.Int64Var(&o.MaxRequestBodyBytes, "max-request-body-bytes", o.MaxRequestBodyBytes, "Limits the size of request bodies.")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "The duration a handler must keep a request open before timing it out.")
+	fs.BoolVar(&o.AnonymousAuth, "anonymous-auth", o.AnonymousAuth, "Enables anonymous requests to the secure port of the API server. Requests that are not rejected by another authentication method are treated as anonymous requests.")
+	fs.StringVar(&o.TokenAuthFile, "token-auth-file", o.TokenAuthFile, "If set, the file that will be used to secure the secure port of the API server via token authentication.")
+	fs.StringArrayVar(&o.ServiceAccountIssuers, "service-account-issuer", o.ServiceAccountIssuers, "Identifier of the service account token issuer. May be given multiple times; the first is used to sign new tokens.")
+	fs.StringArrayVar(&o.ServiceAccountKeyFiles, "service-account-key-file", o.ServiceAccountKeyFiles, "File containing PEM-encoded x509 RSA or ECDSA public or private keys, used to verify ServiceAccount tokens. May be given multiple times.")
+	fs.StringVar(&o.ServiceAccountSigningKeyFile, "service-account-signing-key-file", o.ServiceAccountSigningKeyFile, "Path to the file that contains the current private key of the service account token issuer.")
+	fs.DurationVar(&o.ServiceAccountMaxTokenExpiration, "service-account-max-token-expiration", o.ServiceAccountMaxTokenExpiration, "The maximum validity duration of a token created by the service account token issuer.")
+	fs.StringSliceVar(&o.APIAudiences, "api-audiences", o.APIAudiences, "Identifiers of the API. The service account token authenticator will validate that tokens used against the API are bound to at least one of these audiences.")
+	fs.StringSliceVar(&o.AuthorizationModes, "authorization-mode", o.AuthorizationModes, "Ordered list of plug-ins to do authorization on secure port. Comma-delimited list of: AlwaysAllow,Node,RBAC.")
+	fs.IntVar(&o.MaxRequestsInflight, "max-requests-inflight", o.MaxRequestsInflight, "The maximum number of non-mutating requests in flight at a given time. When the server exceeds this, it rejects requests. Zero for no limit.")
+	fs.IntVar(&o.MaxMutatingRequestsInflight, "max-mutating-requests-inflight", o.MaxMutatingRequestsInflight, "The maximum number of mutating requests in flight at a given time. When the server exceeds this, it rejects requests. Zero for no limit.")
+	fs.StringVar(&o.AuditLogPath, "audit-log-path", o.AuditLogPath, "If set, all requests coming to the apiserver will be logged to this file. '-' means standard out.")
+	fs.StringVar(&o.AuditPolicyFile, "audit-policy-file", o.AuditPolicyFile, "Path to the file that defines the audit policy configuration.")
+	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, "admission plugins that should be enabled in addition to default enabled ones.")
+	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "admission plugins that should be disabled although they are in the default enabled plugins list.")
 	fs.IntVar(&o.MinRequestTimeout, "min-request-timeout", o.MinRequestTimeout, "An optional field indicating the minimum number of seconds a handler must keep a request open before timing it out (watch).")
 }

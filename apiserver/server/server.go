@@ -69,6 +69,9 @@ func Run(ctx context.Context, o *Options) error {
 	if err := api.bootstrap(ctx); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	if err := api.syncPolicy(ctx); err != nil {
+		return fmt.Errorf("authorization policy: %w", err)
+	}
 
 	listener := o.Listener
 	if listener == nil {
@@ -180,6 +183,9 @@ type api struct {
 	metrics       *metrics
 	etcd          *clientv3.Client
 	services      *admission.ServiceAllocator
+	security      *security
+	// notStored are the review resources, answered by endpoints.Reviews.
+	notStored map[schema.GroupVersionResource]*registry.Resource
 }
 
 // NewScheme registers every built-in type Tower serves plus the meta types
@@ -212,16 +218,21 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 	}
 	builtins := append(registry.Builtins().Resources(), crdResource)
 	a := &api{
-		options: o,
-		scheme:  scheme,
-		codecs:  serializer.NewCodecFactory(scheme, serializer.EnableStrict),
-		catalog: registry.NewCatalog(builtins),
-		byGVR:   map[schema.GroupVersionResource]*endpoints.Endpoint{},
-		metrics: newMetrics(),
-		etcd:    client,
+		options:   o,
+		scheme:    scheme,
+		codecs:    serializer.NewCodecFactory(scheme, serializer.EnableStrict),
+		catalog:   registry.NewCatalog(builtins),
+		byGVR:     map[schema.GroupVersionResource]*endpoints.Endpoint{},
+		metrics:   newMetrics(),
+		etcd:      client,
+		notStored: map[schema.GroupVersionResource]*registry.Resource{},
 	}
 	stores := map[string]storage.Interface{}
 	for _, res := range a.catalog.Resources() {
+		if res.NotStored {
+			a.notStored[res.GroupVersionResource] = res
+			continue
+		}
 		owner := res
 		if res.StoredAs != nil {
 			owner = res.StoredAs.Resource
@@ -268,6 +279,9 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 		return nil, fmt.Errorf("type converter for managed fields: %w", err)
 	}
 	if a.services, err = newServiceAllocator(o, a.byGVR[corev1.SchemeGroupVersion.WithResource("services")]); err != nil {
+		return nil, err
+	}
+	if a.security, err = a.newSecurity(); err != nil {
 		return nil, err
 	}
 	return a, nil

@@ -25,29 +25,16 @@ import (
 // (envtest passes most of these) start Tower unchanged. They are parsed and
 // kept here until the features they configure are wired in.
 type kubeAPIServerFlags struct {
-	AdvertiseAddress             string
-	AllowPrivileged              bool
-	AnonymousAuth                bool
-	APIAudiences                 []string
-	AuditLogPath                 string
-	AuditPolicyFile              string
-	AuthorizationModes           []string
-	EnableAdmissionPlugins       []string
-	DisableAdmissionPlugins      []string
-	EnablePriorityAndFairness    bool
-	FeatureGates                 map[string]bool
-	Profiling                    bool
-	RuntimeConfig                cliflag.ConfigurationMap
-	ServiceAccountIssuers        []string
-	ServiceAccountKeyFiles       []string
-	ServiceAccountSigningKeyFile string
-	TokenAuthFile                string
+	AdvertiseAddress          string
+	AllowPrivileged           bool
+	EnablePriorityAndFairness bool
+	FeatureGates              map[string]bool
+	Profiling                 bool
+	RuntimeConfig             cliflag.ConfigurationMap
 }
 
 func newKubeAPIServerFlags() *kubeAPIServerFlags {
 	return &kubeAPIServerFlags{
-		AnonymousAuth:             true,
-		AuthorizationModes:        []string{"AlwaysAllow"},
 		EnablePriorityAndFairness: true,
 		Profiling:                 true,
 		RuntimeConfig:             cliflag.ConfigurationMap{},
@@ -57,21 +44,10 @@ func newKubeAPIServerFlags() *kubeAPIServerFlags {
 func (f *kubeAPIServerFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.AdvertiseAddress, "advertise-address", f.AdvertiseAddress, "The IP address on which to advertise the apiserver to members of the cluster.")
 	fs.BoolVar(&f.AllowPrivileged, "allow-privileged", f.AllowPrivileged, "If true, allow privileged containers.")
-	fs.BoolVar(&f.AnonymousAuth, "anonymous-auth", f.AnonymousAuth, "Enables anonymous requests to the secure port of the API server.")
-	fs.StringSliceVar(&f.APIAudiences, "api-audiences", f.APIAudiences, "Identifiers of the API. The service account token authenticator will validate that tokens used against the API are bound to at least one of these audiences.")
-	fs.StringVar(&f.AuditLogPath, "audit-log-path", f.AuditLogPath, "If set, all requests coming to the apiserver will be logged to this file.")
-	fs.StringVar(&f.AuditPolicyFile, "audit-policy-file", f.AuditPolicyFile, "Path to the file that defines the audit policy configuration.")
-	fs.StringSliceVar(&f.AuthorizationModes, "authorization-mode", f.AuthorizationModes, "Ordered list of plug-ins to do authorization on secure port.")
-	fs.StringSliceVar(&f.EnableAdmissionPlugins, "enable-admission-plugins", f.EnableAdmissionPlugins, "admission plugins that should be enabled in addition to default enabled ones.")
-	fs.StringSliceVar(&f.DisableAdmissionPlugins, "disable-admission-plugins", f.DisableAdmissionPlugins, "admission plugins that should be disabled although they are in the default enabled plugins list.")
 	fs.BoolVar(&f.EnablePriorityAndFairness, "enable-priority-and-fairness", f.EnablePriorityAndFairness, "If true, replace the max-in-flight handler with an enhanced one that queues and dispatches with priority and fairness.")
 	fs.Var(cliflag.NewMapStringBool(&f.FeatureGates), "feature-gates", "A set of key=value pairs that describe feature gates for alpha/experimental features.")
 	fs.BoolVar(&f.Profiling, "profiling", f.Profiling, "Enable profiling via web interface host:port/debug/pprof/.")
 	fs.Var(&f.RuntimeConfig, "runtime-config", "A set of key=value pairs that enable or disable built-in APIs.")
-	fs.StringArrayVar(&f.ServiceAccountIssuers, "service-account-issuer", f.ServiceAccountIssuers, "Identifier of the service account token issuer. May be given multiple times.")
-	fs.StringArrayVar(&f.ServiceAccountKeyFiles, "service-account-key-file", f.ServiceAccountKeyFiles, "File containing PEM-encoded x509 RSA or ECDSA public or private keys, used to verify ServiceAccount tokens. May be given multiple times.")
-	fs.StringVar(&f.ServiceAccountSigningKeyFile, "service-account-signing-key-file", f.ServiceAccountSigningKeyFile, "Path to the file that contains the current private key of the service account token issuer.")
-	fs.StringVar(&f.TokenAuthFile, "token-auth-file", f.TokenAuthFile, "If set, the file that will be used to secure the secure port of the API server via token authentication.")
 }
 
 // newAPIServerCommand is `tower apiserver`, and the whole program when the
