@@ -115,6 +115,16 @@ func unstructuredContent(obj runtime.Object) map[string]any {
 	return u.Object
 }
 
+// UnknownFields lists the fields pruning would drop from obj.
+func (s customResourceStrategy) UnknownFields(obj runtime.Object) []string {
+	content := unstructuredContent(obj)
+	if content == nil {
+		return nil
+	}
+	return pruning.PruneWithOptions(runtime.DeepCopyJSON(content), s.schema.structural, true,
+		structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true})
+}
+
 func (s customResourceStrategy) Default(obj runtime.Object) {
 	if content := unstructuredContent(obj); content != nil {
 		s.schema.normalize(content)

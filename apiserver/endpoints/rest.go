@@ -377,6 +377,7 @@ func (q *request) decodeWith(info runtime.SerializerInfo, body []byte, validatio
 		decoder = info.StrictSerializer
 	}
 	obj, actual, err := decoder.Decode(body, &gvk, into)
+	err = q.withUnknownFields(obj, err, validation)
 	var warnings []string
 	if err != nil && validation == metav1.FieldValidationIgnore && runtime.IsStrictDecodingError(err) && obj != nil {
 		// The server's codecs are strict; Ignore drops what they found.
@@ -402,6 +403,30 @@ func (q *request) decodeWith(info runtime.SerializerInfo, body []byte, validatio
 		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", actual.GroupVersion(), gvk.GroupVersion()))
 	}
 	return obj, warnings, nil
+}
+
+// withUnknownFields adds the unknown fields a schema-driven strategy finds
+// in a decoded object to the strict decoding errors, so that Strict and
+// Warn treat them as they treat unknown fields of built-in types.
+func (q *request) withUnknownFields(obj runtime.Object, decodeErr error, validation string) error {
+	reporter, ok := q.Resource.Strategy.(registry.UnknownFieldsReporter)
+	if !ok || obj == nil || validation == metav1.FieldValidationIgnore {
+		return decodeErr
+	}
+	if decodeErr != nil && !runtime.IsStrictDecodingError(decodeErr) {
+		return decodeErr
+	}
+	var unknown []error
+	if strictErr, ok := runtime.AsStrictDecodingError(decodeErr); ok {
+		unknown = strictErr.Errors()
+	}
+	for _, path := range reporter.UnknownFields(obj) {
+		unknown = append(unknown, fmt.Errorf("unknown field %q", path))
+	}
+	if len(unknown) == 0 {
+		return decodeErr
+	}
+	return runtime.NewStrictDecodingError(unknown)
 }
 
 func decodeErrorMessage(err error, gvk schema.GroupVersionKind, actual *schema.GroupVersionKind) string {
