@@ -122,14 +122,6 @@ type UnknownFieldsReporter interface {
 	UnknownFields(obj runtime.Object) []string
 }
 
-// UnknownFieldsReporter is implemented by strategies whose objects decode
-// without a Go type to check against (custom resources): it lists the
-// fields of obj that its schema does not know, as JSON paths ("spec.foo"),
-// so that fieldValidation can reject or warn about them as upstream does.
-type UnknownFieldsReporter interface {
-	UnknownFields(obj runtime.Object) []string
-}
-
 // GracefulDeleter is implemented by strategies whose objects are not removed
 // at once on delete (pods).
 type GracefulDeleter interface {
