@@ -218,3 +218,26 @@ func TestCACertFileMatchesMemory(t *testing.T) {
 		t.Fatalf("CertFile %s does not hold the CA certificate", ca.CertFile)
 	}
 }
+
+func TestEnsureServiceAccountKeyIsKept(t *testing.T) {
+	dir := t.TempDir()
+	first, err := EnsureServiceAccountKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := EnsureServiceAccountKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != second || string(before) != string(after) {
+		t.Error("the service account key changed between starts")
+	}
+}

@@ -119,6 +119,12 @@ func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) err
 	opts.TLSPrivateKeyFile = servingKey
 	opts.ClientCAFile = ca.CertFile
 	opts.EtcdServers = o.EtcdServers
+	// Service-account tokens (TokenRequest, projected tokens) are signed
+	// with a key kept in the PKI directory, under kubeadm's issuer name.
+	if opts.ServiceAccountSigningKeyFile, err = pki.EnsureServiceAccountKey(pkiDir); err != nil {
+		return fmt.Errorf("service account signing key: %w", err)
+	}
+	opts.ServiceAccountIssuers = []string{"https://kubernetes.default.svc.cluster.local"}
 
 	// The local node agent stops with the control plane's context; its
 	// containerd is stopped before up returns.
