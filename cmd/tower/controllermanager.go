@@ -25,7 +25,8 @@ func newControllerManagerCommand() *cobra.Command {
 		Short: "Run Tower's controllers (kube-controller-manager)",
 		Long: `Run Tower's controllers in one controller-runtime manager: deployment,
 replicaset, garbagecollector, namespace, serviceaccount,
-root-ca-cert-publisher, endpointslice and endpoint. Only one instance is
+root-ca-cert-publisher, endpointslice, endpoint, nodelifecycle and
+taint-eviction-controller. Only one instance is
 active at a time: the others wait for the kube-system/kube-controller-manager
 Lease.`,
 		Args:         cobra.NoArgs,
@@ -49,6 +50,7 @@ Lease.`,
 	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "Path to a kubeconfig; empty uses the in-cluster configuration.")
 	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to enable: '*' for all on by default, 'foo' to add foo, '-foo' to disable foo. Known: "+fmt.Sprint(manager.ControllerNames()))
 	fs.StringVar(&o.RootCAFile, "root-ca-file", o.RootCAFile, "CA bundle published to every namespace as the kube-root-ca.crt ConfigMap; empty disables the publisher.")
+	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", o.NodeMonitorGracePeriod, "How long a node may go without renewing its Lease before it is marked Unknown and tainted unreachable.")
 	addCommonManagerFlags(fs, &o.Common)
 	return cmd
 }

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -11,10 +12,12 @@ import (
 	"tower.dev/tower/controllers/endpointslice"
 	"tower.dev/tower/controllers/garbagecollector"
 	"tower.dev/tower/controllers/namespace"
+	"tower.dev/tower/controllers/nodelifecycle"
 	"tower.dev/tower/controllers/replicaset"
 	"tower.dev/tower/controllers/rootcacert"
 	"tower.dev/tower/controllers/scheduler"
 	"tower.dev/tower/controllers/serviceaccount"
+	"tower.dev/tower/controllers/tainteviction"
 )
 
 // ControllerManagerOptions configure `tower controller-manager`.
@@ -26,6 +29,10 @@ type ControllerManagerOptions struct {
 	// RootCAFile is the PEM bundle published as kube-root-ca.crt; empty
 	// turns the publisher off.
 	RootCAFile string
+	// NodeMonitorGracePeriod is how long a node may go without renewing
+	// its Lease before it is marked Unknown and tainted unreachable, as
+	// --node-monitor-grace-period.
+	NodeMonitorGracePeriod time.Duration
 }
 
 // NewControllerManagerOptions returns the defaults of
@@ -38,7 +45,8 @@ func NewControllerManagerOptions() ControllerManagerOptions {
 			MetricsBindAddress:     "0",
 			HealthProbeBindAddress: "",
 		},
-		Controllers: []string{"*"},
+		Controllers:            []string{"*"},
+		NodeMonitorGracePeriod: nodelifecycle.DefaultGracePeriod,
 	}
 }
 
@@ -71,6 +79,10 @@ func controllerSpecs() []controllerSpec {
 		}},
 		{endpointslice.Name, true, plain(endpointslice.SetupWithManager)},
 		{endpoints.Name, true, plain(endpoints.SetupWithManager)},
+		{nodelifecycle.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
+			return nodelifecycle.SetupWithManager(m, nodelifecycle.Options{GracePeriod: o.NodeMonitorGracePeriod})
+		}},
+		{tainteviction.Name, true, plain(tainteviction.SetupWithManager)},
 	}
 }
 

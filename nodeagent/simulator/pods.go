@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -101,8 +104,21 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 		return reconcile.Result{}, err
 	}
 	status := runningStatus(pod, ip, r.sim.nodeIPFor(node))
+	exit, err := plannedExit(pod)
+	if err != nil {
+		// A typo in the script must not keep the pod from running.
+		ctrl.LoggerFrom(ctx).Error(err, "Ignoring the pod's scripted exit", "pod", req)
+	}
+	var requeue time.Duration
+	if exit != nil {
+		if wait := time.Until(status.StartTime.Add(exit.after)); wait > 0 {
+			requeue = wait
+		} else {
+			status = exitedStatus(status, exit.code)
+		}
+	}
 	if apiequality.Semantic.DeepEqual(status, pod.Status) {
-		return reconcile.Result{}, nil
+		return reconcile.Result{RequeueAfter: requeue}, nil
 	}
 	updated := pod.DeepCopy()
 	updated.Status = status
@@ -110,9 +126,9 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 		if apierrors.IsNotFound(err) {
 			return reconcile.Result{}, nil
 		}
-		return reconcile.Result{}, fmt.Errorf("reporting pod %s running: %w", req, err)
+		return reconcile.Result{}, fmt.Errorf("reporting status of pod %s: %w", req, err)
 	}
-	return reconcile.Result{}, nil
+	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
 func (s *Simulator) allocateIP(node string, pod types.NamespacedName, current string) (string, error) {
@@ -217,6 +233,77 @@ func runningStatus(pod *corev1.Pod, ip, hostIP string) corev1.PodStatus {
 			Started:     &yes,
 			State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started(c.Name)}},
 		})
+	}
+	return status
+}
+
+// Annotations that script a simulated pod's end, for workloads that run
+// to completion (Jobs): a pod with restartPolicy Never or OnFailure and
+// ExitAfterAnnotation (a Go duration) has all its containers exit that
+// long after the pod started, with ExitCodeAnnotation (default 0), and
+// the pod ends Succeeded (code 0) or Failed. Pods without the annotation,
+// or with restartPolicy Always, run until deleted.
+const (
+	ExitAfterAnnotation = "simulator.tower.dev/exit-after"
+	ExitCodeAnnotation  = "simulator.tower.dev/exit-code"
+)
+
+type exit struct {
+	after time.Duration
+	code  int32
+}
+
+// plannedExit reads the pod's scripted exit; nil when it runs forever.
+// Malformed annotations are an error: the pod then stays as it is rather
+// than guess.
+func plannedExit(pod *corev1.Pod) (*exit, error) {
+	after, ok := pod.Annotations[ExitAfterAnnotation]
+	if !ok || pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
+		return nil, nil
+	}
+	d, err := time.ParseDuration(after)
+	if err != nil {
+		return nil, fmt.Errorf("annotation %s: %w", ExitAfterAnnotation, err)
+	}
+	e := &exit{after: d}
+	if v, ok := pod.Annotations[ExitCodeAnnotation]; ok {
+		code, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", ExitCodeAnnotation, err)
+		}
+		e.code = int32(code)
+	}
+	return e, nil
+}
+
+// exitedStatus turns a running status into the terminal one of a pod
+// whose containers all exited with code.
+func exitedStatus(running corev1.PodStatus, code int32) corev1.PodStatus {
+	status := *running.DeepCopy()
+	status.Phase = corev1.PodSucceeded
+	reason := "Completed"
+	if code != 0 {
+		status.Phase = corev1.PodFailed
+		reason = "Error"
+	}
+	finished := metav1.Now()
+	for i := range status.ContainerStatuses {
+		cs := &status.ContainerStatuses[i]
+		started := cs.State.Running.StartedAt
+		cs.Ready = false
+		cs.Started = new(bool)
+		cs.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+			ExitCode: code, Reason: reason, StartedAt: started, FinishedAt: finished,
+			ContainerID: cs.ContainerID,
+		}}
+	}
+	for i := range status.Conditions {
+		c := &status.Conditions[i]
+		if c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
+			c.Status = corev1.ConditionFalse
+			c.Reason = "PodCompleted"
+			c.LastTransitionTime = finished
+		}
 	}
 	return status
 }

@@ -26,6 +26,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -95,6 +96,10 @@ type Simulator struct {
 	// network would.
 	silenced map[string]bool
 	ipam     map[string]*podIPs
+	// nodes reads the simulated Nodes from the pod manager's cache, so a
+	// heartbeat costs no extra request unless a node needs its status
+	// fixed.
+	nodes client.Reader
 }
 
 // Run simulates cfg.Nodes nodes until ctx ends.
@@ -165,6 +170,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.nodes = mgr.GetCache()
 	errs := make(chan error, 2)
 	go func() { errs <- s.heartbeat(ctx) }()
 	go func() { errs <- mgr.Start(ctx) }()
@@ -247,17 +253,11 @@ func (s *Simulator) registerNode(ctx context.Context, i int, name string) error 
 	s.ipam[name] = newPodIPs(podCIDR(node, i))
 	s.mu.Unlock()
 
-	now := metav1.Now()
 	node.Status = corev1.NodeStatus{
 		Capacity:    s.cfg.Capacity,
 		Allocatable: s.cfg.Capacity,
 		Phase:       corev1.NodeRunning,
-		Conditions: []corev1.NodeCondition{
-			{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now},
-			{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available", LastHeartbeatTime: now, LastTransitionTime: now},
-			{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure", LastHeartbeatTime: now, LastTransitionTime: now},
-			{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available", LastHeartbeatTime: now, LastTransitionTime: now},
-		},
+		Conditions:  healthyConditions(metav1.Now()),
 		Addresses: []corev1.NodeAddress{
 			{Type: corev1.NodeInternalIP, Address: nodeIP(i)},
 			{Type: corev1.NodeHostName, Address: name},
@@ -275,6 +275,41 @@ func (s *Simulator) registerNode(ctx context.Context, i int, name string) error 
 		return fmt.Errorf("reporting status of node %s: %w", name, err)
 	}
 	return s.renewLease(ctx, node)
+}
+
+// healthyConditions are the conditions a kubelet with nothing to
+// complain about posts.
+func healthyConditions(now metav1.Time) []corev1.NodeCondition {
+	return []corev1.NodeCondition{
+		{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now},
+		{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available", LastHeartbeatTime: now, LastTransitionTime: now},
+		{Type: corev1.NodeDiskPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure", LastHeartbeatTime: now, LastTransitionTime: now},
+		{Type: corev1.NodePIDPressure, Status: corev1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available", LastHeartbeatTime: now, LastTransitionTime: now},
+	}
+}
+
+// reassertReady posts healthy conditions again when the node lifecycle
+// controller marked the node Unknown while it was silent, as a kubelet
+// does on its next status update.
+func (s *Simulator) reassertReady(ctx context.Context, name string) error {
+	if s.nodes == nil {
+		return nil
+	}
+	node := &corev1.Node{}
+	if err := s.nodes.Get(ctx, client.ObjectKey{Name: name}, node); err != nil {
+		// The cache may not be synced yet; the next heartbeat retries.
+		return nil
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+			return nil
+		}
+	}
+	node.Status.Conditions = healthyConditions(metav1.Now())
+	if _, err := s.clientset.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("reporting node %s ready: %w", name, err)
+	}
+	return nil
 }
 
 // nodeIP is a fake address for node i, from 10.255.0.0/16's neighbours.
@@ -317,6 +352,9 @@ func (s *Simulator) heartbeat(ctx context.Context) error {
 			node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
 			if err := s.renewLease(ctx, node); err != nil && ctx.Err() == nil {
 				log.Error(err, "Renewing lease", "node", name)
+			}
+			if err := s.reassertReady(ctx, name); err != nil && ctx.Err() == nil {
+				log.Error(err, "Reporting node ready", "node", name)
 			}
 		}
 	}

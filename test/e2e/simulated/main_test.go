@@ -42,6 +42,13 @@ const (
 	nodeCPU   = "8"
 )
 
+// Node heartbeats are sped up so that a silent node is noticed within
+// seconds, with room for a loaded machine to delay a few renewals.
+const (
+	heartbeatInterval      = time.Second
+	nodeMonitorGracePeriod = 6 * time.Second
+)
+
 // cluster is shared by every test; TestMain sets it up once.
 var cluster struct {
 	cp        *framework.ControlPlane
@@ -96,6 +103,7 @@ func runTests(m *testing.M) int {
 func startManagers(ctx context.Context, cp *framework.ControlPlane) ([]chan error, error) {
 	cmOpts := manager.NewControllerManagerOptions()
 	cmOpts.RootCAFile = cp.Config.CAFile
+	cmOpts.NodeMonitorGracePeriod = nodeMonitorGracePeriod
 	cm, err := manager.NewControllerManager(cp.Config, cmOpts)
 	if err != nil {
 		return nil, err
@@ -105,8 +113,9 @@ func startManagers(ctx context.Context, cp *framework.ControlPlane) ([]chan erro
 		return nil, err
 	}
 	sim, err := simulator.New(simulator.Config{
-		RESTConfig: cp.Config,
-		Nodes:      nodeCount,
+		RESTConfig:        cp.Config,
+		Nodes:             nodeCount,
+		HeartbeatInterval: heartbeatInterval,
 		Capacity: corev1.ResourceList{
 			corev1.ResourceCPU:    resource.MustParse(nodeCPU),
 			corev1.ResourceMemory: resource.MustParse("32Gi"),
