@@ -25,8 +25,8 @@ func newControllerManagerCommand() *cobra.Command {
 		Short: "Run Tower's controllers (kube-controller-manager)",
 		Long: `Run Tower's controllers in one controller-runtime manager: deployment,
 replicaset, garbagecollector, namespace, serviceaccount,
-root-ca-cert-publisher, endpointslice, endpoint, nodelifecycle and
-taint-eviction-controller. Only one instance is
+root-ca-cert-publisher, endpointslice, endpoint, nodelifecycle,
+taint-eviction-controller and job. Only one instance is
 active at a time: the others wait for the kube-system/kube-controller-manager
 Lease.`,
 		Args:         cobra.NoArgs,

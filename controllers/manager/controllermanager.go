@@ -11,6 +11,7 @@ import (
 	"tower.dev/tower/controllers/endpoints"
 	"tower.dev/tower/controllers/endpointslice"
 	"tower.dev/tower/controllers/garbagecollector"
+	"tower.dev/tower/controllers/job"
 	"tower.dev/tower/controllers/namespace"
 	"tower.dev/tower/controllers/nodelifecycle"
 	"tower.dev/tower/controllers/replicaset"
@@ -83,6 +84,7 @@ func controllerSpecs() []controllerSpec {
 			return nodelifecycle.SetupWithManager(m, nodelifecycle.Options{GracePeriod: o.NodeMonitorGracePeriod})
 		}},
 		{tainteviction.Name, true, plain(tainteviction.SetupWithManager)},
+		{job.Name, true, plain(job.SetupWithManager)},
 	}
 }
 
