@@ -22,6 +22,7 @@ import (
 
 	"tower.dev/tower/nodeagent/containers"
 	"tower.dev/tower/nodeagent/podnet"
+	"tower.dev/tower/nodeagent/server"
 )
 
 // DefaultContainerdNamespace is the containerd namespace Tower keeps its
@@ -59,6 +60,16 @@ type Config struct {
 	LeaseInterval time.Duration
 	// StatusInterval is how often the Node's status is reported.
 	StatusInterval time.Duration
+	// ServerAddress is where the agent serves logs to the API server
+	// (kubelet's port); empty is ":10250".
+	ServerAddress string
+	// ServerCertFile and ServerKeyFile are the serving certificate; empty
+	// makes a self-signed one for the node's name and IP.
+	ServerCertFile string
+	ServerKeyFile  string
+	// ClientCAFile signs the client certificates the server accepts (the
+	// API server's); empty is the CA of RESTConfig, the cluster's CA.
+	ClientCAFile string
 }
 
 // Defaults fills in unset fields.
@@ -81,6 +92,9 @@ func (c *Config) Defaults() {
 	if c.StatusInterval == 0 {
 		c.StatusInterval = time.Minute
 	}
+	if c.ServerAddress == "" {
+		c.ServerAddress = fmt.Sprintf(":%d", server.DefaultPort)
+	}
 }
 
 // Agent is a running node agent.
@@ -92,6 +106,9 @@ type Agent struct {
 	nodeIP    net.IP
 	version   string
 	startTime time.Time
+	// serverPort is the port of the agent's HTTPS server, published in
+	// the Node's daemonEndpoints.
+	serverPort int32
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
@@ -163,17 +180,24 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		log.Info("imported images", "dir", cfg.ImagesDir, "images", names)
 	}
+	listener, nodeServer, err := a.newServer()
+	if err != nil {
+		return err
+	}
 	if err := a.registerNode(ctx); err != nil {
+		listener.Close()
 		return err
 	}
 	log.Info("node registered", "containerd", version, "ip", nodeIP.String(), "podCIDR", cfg.PodCIDR)
 
 	var background sync.WaitGroup
 	background.Go(func() { a.heartbeat(ctx) })
+	var serveErr error
+	background.Go(func() { serveErr = nodeServer.Serve(ctx, listener) })
 	err = a.runPods(ctx)
 	background.Wait()
 	a.wg.Wait()
-	return err
+	return errors.Join(err, serveErr)
 }
 
 // runPods watches the pods bound to this node and gives each a worker.

@@ -110,6 +110,9 @@ func (a *Agent) nodeStatus(now metav1.Time) (corev1.NodeStatus, error) {
 			{Type: corev1.NodeHostName, Address: a.cfg.NodeName},
 		},
 		NodeInfo: a.nodeInfo(),
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{
+			KubeletEndpoint: corev1.DaemonEndpoint{Port: a.serverPort},
+		},
 	}, nil
 }
 

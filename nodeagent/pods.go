@@ -391,7 +391,7 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *core
 	if rec.everStarted {
 		restartCount++
 	}
-	id := fmt.Sprintf("%s-%s-%d", pod.UID, c.Name, restartCount)
+	id := containerID(string(pod.UID), c.Name, restartCount)
 	// A container of that name may be left from a start that failed half
 	// way.
 	if err := rt.Remove(ctx, id); err != nil {
@@ -441,6 +441,11 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *core
 	w.forwardExit(ctx, c.Name, id, exits)
 	logr.FromContextOrDiscard(ctx).V(2).Info("started container", "container", c.Name, "id", id, "restartCount", restartCount)
 	return nil
+}
+
+// containerID names one run of a pod's container in containerd.
+func containerID(podUID, container string, restartCount int32) string {
+	return fmt.Sprintf("%s-%s-%d", podUID, container, restartCount)
 }
 
 // podDir holds the pod's logs and volumes.

@@ -35,6 +35,7 @@ var subresourceVerbs = map[string][]string{
 	"finalize": {"update"},
 	"binding":  {"create"},
 	"scale":    {"get", "patch", "update"},
+	"log":      {"get"},
 }
 
 // subresourceKinds are the kinds of subresources that do not return their
@@ -152,7 +153,7 @@ func subresources(r *registry.Resource) []string {
 		out = append(out, "finalize")
 	}
 	if r.Resource == "pods" && r.Group == "" {
-		out = append(out, "binding")
+		out = append(out, "binding", "log")
 	}
 	if r.Scale != nil {
 		out = append(out, "scale")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -39,6 +40,16 @@ func (a *api) handler() (http.Handler, error) {
 		Scheme:            a.scheme,
 		TypeConverter:     a.typeConverter,
 	}
+	kubeletTransport, err := endpoints.NewKubeletTransport(a.options.KubeletClientCertFile, a.options.KubeletClientKeyFile, a.options.KubeletCertificateAuthority)
+	if err != nil {
+		return nil, err
+	}
+	podLogs := &endpoints.PodLogs{
+		Scope:     scope,
+		Pods:      a.byGVR[corev1.SchemeGroupVersion.WithResource("pods")],
+		Nodes:     a.byGVR[corev1.SchemeGroupVersion.WithResource("nodes")],
+		Transport: kubeletTransport,
+	}
 	a.scope = scope
 	resources, err := endpoints.NewHandler(scope, a.endpoints)
 	if err != nil {
@@ -63,13 +74,21 @@ func (a *api) handler() (http.Handler, error) {
 			a.notFound(w, r)
 			return
 		}
-		ctx, cancel := requestContext(r.Context(), info.Verb, a.options.RequestTimeout)
+		timeout := a.options.RequestTimeout
+		if longRunningSubresources[info.Subresource] {
+			timeout = 0
+		}
+		ctx, cancel := requestContext(r.Context(), info.Verb, timeout)
 		defer cancel()
 		if a.crds.Serve(w, r.WithContext(ctx), info) {
 			return
 		}
 		if reviews.Serves(info) {
 			reviews.Serve(w, r.WithContext(ctx), info)
+			return
+		}
+		if podLogs.Serves(info) {
+			podLogs.Serve(w, r.WithContext(ctx), info)
 			return
 		}
 		resources.Serve(w, r.WithContext(ctx), info)

@@ -27,6 +27,12 @@ type Options struct {
 	CertDir           string
 	// ClientCAFile: CA bundle that signs accepted client certificates.
 	ClientCAFile string
+	// KubeletClientCertFile/KubeletClientKeyFile: the client certificate
+	// presented to node agents (pods/log); KubeletCertificateAuthority
+	// verifies their serving certificates (unverified when empty).
+	KubeletClientCertFile       string
+	KubeletClientKeyFile        string
+	KubeletCertificateAuthority string
 
 	// EtcdServers: etcd client URLs.
 	EtcdServers  []string
@@ -113,6 +119,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.TLSPrivateKeyFile, "tls-private-key-file", o.TLSPrivateKeyFile, "File containing the default x509 private key matching --tls-cert-file.")
 	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "The directory where the TLS certs are located. Ignored if --tls-cert-file and --tls-private-key-file are provided.")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "If set, any request presenting a client certificate signed by one of the authorities in the client-ca-file is authenticated with an identity corresponding to the CommonName of the client certificate.")
+	fs.StringVar(&o.KubeletClientCertFile, "kubelet-client-certificate", o.KubeletClientCertFile, "Path to a client cert file for TLS to node agents.")
+	fs.StringVar(&o.KubeletClientKeyFile, "kubelet-client-key", o.KubeletClientKeyFile, "Path to a client key file for TLS to node agents.")
+	fs.StringVar(&o.KubeletCertificateAuthority, "kubelet-certificate-authority", o.KubeletCertificateAuthority, "Path to a cert file for the certificate authority of node agents' serving certificates.")
 	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "List of etcd servers to connect with (scheme://ip:port), comma separated.")
 	fs.StringVar(&o.EtcdPrefix, "etcd-prefix", o.EtcdPrefix, "The prefix to prepend to all resource paths in etcd.")
 	fs.StringVar(&o.EtcdCAFile, "etcd-cafile", o.EtcdCAFile, "SSL Certificate Authority file used to secure etcd communication.")

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	"github.com/go-logr/logr"
@@ -19,6 +21,7 @@ import (
 
 	"tower.dev/tower/nodeagent"
 	"tower.dev/tower/nodeagent/containers"
+	"tower.dev/tower/nodeagent/server"
 	"tower.dev/tower/nodeagent/simulator"
 )
 
@@ -34,6 +37,15 @@ type nodeOptions struct {
 	CNIBinDir           string
 	HostNetNS           string
 	NodeIP              string
+	// Address and Port are where the agent serves logs to the API server;
+	// TLSCertFile/TLSPrivateKeyFile its serving certificate (self-signed
+	// when empty) and ClientCAFile the CA of accepted client certificates
+	// (the kubeconfig's CA when empty), as kubelet's flags of those names.
+	Address           string
+	Port              int
+	TLSCertFile       string
+	TLSPrivateKeyFile string
+	ClientCAFile      string
 }
 
 func newNodeOptions(dataDir string) *nodeOptions {
@@ -43,6 +55,8 @@ func newNodeOptions(dataDir string) *nodeOptions {
 		DataDir:             dataDir,
 		ContainerdNamespace: nodeagent.DefaultContainerdNamespace,
 		PodCIDR:             "10.244.0.0/24",
+		Address:             "0.0.0.0",
+		Port:                server.DefaultPort,
 	}
 }
 
@@ -62,6 +76,11 @@ func (o *nodeOptions) addFlags(fs *pflag.FlagSet, up bool) {
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "Directory of the CNI plugins (default /usr/lib/cni).")
 	fs.StringVar(&o.HostNetNS, "host-netns", o.HostNetNS, "Named network namespace (ip netns) standing for the node's host network; the pod bridge and routes go there instead of the host's own.")
 	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "The node's InternalIP. Empty picks the first global IPv4 address of the host network.")
+	fs.StringVar(&o.Address, "address", o.Address, "The IP address the node agent serves logs to the API server on.")
+	fs.IntVar(&o.Port, "port", o.Port, "The port the node agent serves logs to the API server on.")
+	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "Serving certificate of the node agent. Empty generates a self-signed one.")
+	fs.StringVar(&o.TLSPrivateKeyFile, "tls-private-key-file", o.TLSPrivateKeyFile, "Private key matching --tls-cert-file.")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "CA whose client certificates (the API server's) the node agent accepts. Empty uses the kubeconfig's CA.")
 }
 
 func newNodeCommand() *cobra.Command {
@@ -176,5 +195,9 @@ func runNode(ctx context.Context, o *nodeOptions, config *rest.Config, out io.Wr
 		CNIBinDir:           o.CNIBinDir,
 		HostNetNS:           o.HostNetNS,
 		NodeIP:              o.NodeIP,
+		ServerAddress:       net.JoinHostPort(o.Address, strconv.Itoa(o.Port)),
+		ServerCertFile:      o.TLSCertFile,
+		ServerKeyFile:       o.TLSPrivateKeyFile,
+		ClientCAFile:        o.ClientCAFile,
 	})
 }

@@ -119,6 +119,11 @@ func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) err
 	opts.TLSPrivateKeyFile = servingKey
 	opts.ClientCAFile = ca.CertFile
 	opts.EtcdServers = o.EtcdServers
+	// Node agents accept client certificates from the cluster CA; this one
+	// is the API server's, for pods/log, under kubeadm's name.
+	if opts.KubeletClientCertFile, opts.KubeletClientKeyFile, err = ca.EnsureClientCert(pkiDir, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{adminGroup}); err != nil {
+		return fmt.Errorf("kubelet client certificate: %w", err)
+	}
 	// Service-account tokens (TokenRequest, projected tokens) are signed
 	// with a key kept in the PKI directory, under kubeadm's issuer name.
 	if opts.ServiceAccountSigningKeyFile, err = pki.EnsureServiceAccountKey(pkiDir); err != nil {

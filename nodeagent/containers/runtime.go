@@ -295,6 +295,24 @@ func (r *Runtime) Watch(ctx context.Context, id string) (exits <-chan Exit, ok b
 	return exits, err == nil, err
 }
 
+// Running reports whether the container's process runs now; a missing
+// container does not.
+func (r *Runtime) Running(ctx context.Context, id string) (bool, error) {
+	ctx = r.scoped(ctx)
+	task, err := r.task(ctx, id)
+	if err != nil || task == nil {
+		return false, err
+	}
+	status, err := task.Status(ctx)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("status of %s: %w", id, err)
+	}
+	return status.Status == client.Running, nil
+}
+
 func (r *Runtime) wait(ctx context.Context, task client.Task) (<-chan Exit, error) {
 	statusC, err := task.Wait(ctx)
 	if err != nil {

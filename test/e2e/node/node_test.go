@@ -77,7 +77,18 @@ type node struct {
 	rootDir   string
 }
 
+// nodeSetup adjusts the control plane and the agent a test starts.
+type nodeSetup struct {
+	controlPlane []framework.Option
+	agent        func(*nodeagent.Config)
+}
+
 func startNode(t *testing.T) *node {
+	t.Helper()
+	return startNodeWith(t, nodeSetup{})
+}
+
+func startNodeWith(t *testing.T, setup nodeSetup) *node {
 	t.Helper()
 	requireNodeFacilities(t)
 	ctx := t.Context()
@@ -107,7 +118,7 @@ func startNode(t *testing.T) *node {
 		t.Fatalf("building test images: %v", err)
 	}
 
-	cp := framework.Start(t)
+	cp := framework.Start(t, setup.controlPlane...)
 
 	hostNetNS := "tower-e2e-" + suffix
 	run(t, "ip", "netns", "add", hostNetNS)
@@ -133,19 +144,26 @@ func startNode(t *testing.T) *node {
 	agentCtx, stopAgent := context.WithCancel(context.Background())
 	agentDone := make(chan error, 1)
 	rootDir := filepath.Join(dir, "node")
+	agentConfig := nodeagent.Config{
+		NodeName:            nodeName,
+		RESTConfig:          cp.Config,
+		ContainerdAddress:   daemon.Address,
+		ContainerdNamespace: namespace,
+		RootDir:             rootDir,
+		ImagesDir:           imagesDir,
+		PodCIDR:             "10.254.7.0/24",
+		Bridge:              "tower" + suffix[:6],
+		HostNetNS:           hostNetNS,
+		NodeIP:              "10.254.7.1",
+		// The API server does not reach into the host namespace; tests
+		// that need the agent's server move it to loopback.
+		ServerAddress: "127.0.0.1:0",
+	}
+	if setup.agent != nil {
+		setup.agent(&agentConfig)
+	}
 	go func() {
-		agentDone <- nodeagent.Run(logr.NewContext(agentCtx, logger), nodeagent.Config{
-			NodeName:            nodeName,
-			RESTConfig:          cp.Config,
-			ContainerdAddress:   daemon.Address,
-			ContainerdNamespace: namespace,
-			RootDir:             rootDir,
-			ImagesDir:           imagesDir,
-			PodCIDR:             "10.254.7.0/24",
-			Bridge:              "tower" + suffix[:6],
-			HostNetNS:           hostNetNS,
-			NodeIP:              "10.254.7.1",
-		})
+		agentDone <- nodeagent.Run(logr.NewContext(agentCtx, logger), agentConfig)
 	}()
 	t.Cleanup(func() {
 		stopAgent()

@@ -1,0 +1,93 @@
+package nodeagent
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"tower.dev/tower/nodeagent/server"
+)
+
+// newServer listens on the agent's server address (in the agent's own
+// network namespace, where the API server reaches it) and builds the
+// server that answers there.
+func (a *Agent) newServer() (net.Listener, *server.Server, error) {
+	cert, err := a.servingCertificate()
+	if err != nil {
+		return nil, nil, err
+	}
+	clientCAs, err := a.clientCAs()
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := server.New(server.Config{
+		PodsDir:     filepath.Join(a.cfg.RootDir, "pods"),
+		Certificate: cert,
+		ClientCAs:   clientCAs,
+		Containers:  a,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	listener, err := net.Listen("tcp", a.cfg.ServerAddress)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listening for the API server on %s: %w", a.cfg.ServerAddress, err)
+	}
+	a.serverPort = int32(listener.Addr().(*net.TCPAddr).Port)
+	return listener, s, nil
+}
+
+func (a *Agent) servingCertificate() (tls.Certificate, error) {
+	if a.cfg.ServerCertFile != "" || a.cfg.ServerKeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(a.cfg.ServerCertFile, a.cfg.ServerKeyFile)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("loading the node's serving certificate: %w", err)
+		}
+		return cert, nil
+	}
+	return server.SelfSignedCertificate(a.cfg.NodeName, []string{a.cfg.NodeName, a.nodeIP.String(), "localhost", "127.0.0.1"}, time.Now())
+}
+
+// clientCAs are the authorities whose client certificates the server
+// accepts: the configured file, else the cluster CA the agent trusts for
+// the API server (Tower signs both with one CA).
+func (a *Agent) clientCAs() (*x509.CertPool, error) {
+	pemData := a.cfg.RESTConfig.CAData
+	file := a.cfg.ClientCAFile
+	if file == "" && len(pemData) == 0 {
+		file = a.cfg.RESTConfig.CAFile
+	}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("reading client CA: %w", err)
+		}
+		pemData = data
+	}
+	if len(pemData) == 0 {
+		return nil, errors.New("no client CA for the node server: set one, or give the agent a kubeconfig with the cluster's CA")
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemData) {
+		return nil, errors.New("client CA holds no PEM certificate")
+	}
+	return pool, nil
+}
+
+// ContainerRunning tells the server whether one run of a container still
+// runs, so that followed logs end with it.
+func (a *Agent) ContainerRunning(ctx context.Context, podUID, container string, restartCount int) bool {
+	running, err := a.runtime.Running(ctx, containerID(podUID, container, int32(restartCount)))
+	if err != nil {
+		logr.FromContextOrDiscard(ctx).V(4).Info("checking whether a container runs", "podUID", podUID, "container", container, "err", err.Error())
+	}
+	return running
+}
