@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"tower.dev/tower/apiserver/audit"
 	"tower.dev/tower/apiserver/authentication"
 	"tower.dev/tower/apiserver/authorization"
 	"tower.dev/tower/apiserver/endpoints"
@@ -56,6 +57,7 @@ func (a *api) impersonate(next http.Handler) http.Handler {
 			return
 		}
 		authorization.StripImpersonationHeaders(r.Header)
+		audit.SetImpersonatedUser(r, userInfo(user))
 		next.ServeHTTP(w, r.WithContext(authentication.WithUser(r.Context(), user)))
 	})
 }

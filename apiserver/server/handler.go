@@ -93,7 +93,7 @@ func (a *api) handler() (http.Handler, error) {
 		}
 		resources.Serve(w, r.WithContext(ctx), info)
 	})
-	return a.recoverPanics(a.metrics.instrument(a.authenticate(a.impersonate(a.limitInflight(a.authorize(mux)))))), nil
+	return a.recoverPanics(a.metrics.instrument(a.authenticate(a.audit(a.impersonate(a.limitInflight(a.authorize(mux))))))), nil
 }
 
 // requestContext bounds non-watch requests by the request timeout.

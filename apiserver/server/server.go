@@ -63,6 +63,9 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	if api.auditing != nil {
+		defer api.auditing.log.Close()
+	}
 	if o.EtcdCompactionInterval > 0 {
 		storage.StartCompactor(ctx, client, o.EtcdCompactionInterval)
 	}
@@ -184,6 +187,7 @@ type api struct {
 	etcd          *clientv3.Client
 	services      *admission.ServiceAllocator
 	security      *security
+	auditing      *auditing
 	// notStored are the review resources, answered by endpoints.Reviews.
 	notStored map[schema.GroupVersionResource]*registry.Resource
 }
@@ -282,6 +286,9 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 		return nil, err
 	}
 	if a.security, err = a.newSecurity(); err != nil {
+		return nil, err
+	}
+	if a.auditing, err = newAuditing(o); err != nil {
 		return nil, err
 	}
 	return a, nil
