@@ -7,6 +7,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"tower.dev/tower/controllers/daemonset"
 	"tower.dev/tower/controllers/deployment"
 	"tower.dev/tower/controllers/endpoints"
 	"tower.dev/tower/controllers/endpointslice"
@@ -85,6 +86,7 @@ func controllerSpecs() []controllerSpec {
 		}},
 		{tainteviction.Name, true, plain(tainteviction.SetupWithManager)},
 		{job.Name, true, plain(job.SetupWithManager)},
+		{daemonset.Name, true, plain(daemonset.SetupWithManager)},
 	}
 }
 
