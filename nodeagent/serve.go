@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"tower.dev/tower/nodeagent/containers"
 	"tower.dev/tower/nodeagent/server"
 )
 
@@ -33,6 +34,7 @@ func (a *Agent) newServer() (net.Listener, *server.Server, error) {
 		Certificate: cert,
 		ClientCAs:   clientCAs,
 		Containers:  a,
+		Exec:        a,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -90,4 +92,13 @@ func (a *Agent) ContainerRunning(ctx context.Context, podUID, container string, 
 		logr.FromContextOrDiscard(ctx).V(4).Info("checking whether a container runs", "podUID", podUID, "container", container, "err", err.Error())
 	}
 	return running
+}
+
+// ExecInContainer runs cmd in one run of a pod's container for the
+// server's /exec.
+func (a *Agent) ExecInContainer(ctx context.Context, podUID, container string, restartCount int, cmd []string, streams server.ExecStreams) (int32, error) {
+	execID := fmt.Sprintf("exec-%d", time.Now().UnixNano())
+	return a.runtime.ExecAttached(ctx, containerID(podUID, container, int32(restartCount)), execID, cmd, containers.ExecStreams{
+		Stdin: streams.Stdin, Stdout: streams.Stdout, Stderr: streams.Stderr, TTY: streams.TTY, Resize: streams.Resize,
+	})
 }

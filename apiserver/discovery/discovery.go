@@ -36,12 +36,14 @@ var subresourceVerbs = map[string][]string{
 	"binding":  {"create"},
 	"scale":    {"get", "patch", "update"},
 	"log":      {"get"},
+	"exec":     {"create", "get"},
 }
 
 // subresourceKinds are the kinds of subresources that do not return their
 // parent's kind; an empty group and version mean the parent's.
 var subresourceKinds = map[string]schema.GroupVersionKind{
 	"binding": {Kind: "Binding"},
+	"exec":    {Kind: "PodExecOptions"},
 	"scale":   {Group: "autoscaling", Version: "v1", Kind: "Scale"},
 }
 
@@ -153,7 +155,7 @@ func subresources(r *registry.Resource) []string {
 		out = append(out, "finalize")
 	}
 	if r.Resource == "pods" && r.Group == "" {
-		out = append(out, "binding", "log")
+		out = append(out, "binding", "exec", "log")
 	}
 	if r.Scale != nil {
 		out = append(out, "scale")

@@ -20,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"tower.dev/tower/apiserver/storage"
@@ -35,7 +36,8 @@ var nodeAddressPreference = []corev1.NodeAddressType{
 	corev1.NodeInternalIP, corev1.NodeInternalDNS, corev1.NodeHostName, corev1.NodeExternalIP, corev1.NodeExternalDNS,
 }
 
-// PodLogs serves pods/{name}/log from the agent of the pod's node, as
+// PodLogs serves the pod subresources node agents answer, pods/{name}/log
+// and pods/{name}/exec, by proxying to the agent of the pod's node, as
 // kube-apiserver does with its --kubelet-* flags.
 type PodLogs struct {
 	Scope *Scope
@@ -84,20 +86,24 @@ func NewKubeletTransport(certFile, keyFile, caFile string) (http.RoundTripper, e
 	}, nil
 }
 
-// Serves reports whether info is a pods/{name}/log request.
+// Serves reports whether info is a pods/{name}/log or exec request.
 func (p *PodLogs) Serves(info *RequestInfo) bool {
-	return info.Subresource == "log" && info.Resource == "pods" && info.GroupVersion.Group == "" && info.GroupVersion.Version == "v1"
+	return (info.Subresource == "log" || info.Subresource == "exec") && info.Resource == "pods" && info.GroupVersion.Group == "" && info.GroupVersion.Version == "v1"
 }
 
 // Serve answers GET pods/{name}/log by streaming the container's log from
-// the agent of the pod's node.
+// the agent of the pod's node, and pods/{name}/exec (GET for WebSocket,
+// POST for SPDY) by proxying the upgraded connection to it.
 func (p *PodLogs) Serve(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
 	q := &request{Endpoint: p.Pods, scope: p.Scope, info: info, w: w, r: r}
-	if info.Verb != "get" {
-		q.fail(apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/log"}, info.Verb))
-		return
+	switch {
+	case info.Subresource == "exec" && (info.Verb == "get" || info.Verb == "create"):
+		p.exec(r.Context(), q)
+	case info.Subresource == "log" && info.Verb == "get":
+		p.serve(r.Context(), q)
+	default:
+		q.fail(apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "pods/" + info.Subresource}, info.Verb))
 	}
-	p.serve(r.Context(), q)
 }
 
 // podLogOptions are the PodLogOptions query parameters.
@@ -382,4 +388,69 @@ func nodeError(code int, message string) error {
 	default:
 		return apierrors.NewInternalError(errors.New(message))
 	}
+}
+
+// exec proxies pods/{name}/exec to the node agent; the connection is
+// upgraded end to end (WebSocket or SPDY, whichever the client asked).
+func (p *PodLogs) exec(ctx context.Context, q *request) {
+	name := q.info.Name
+	query := q.r.URL.Query()
+	pod := &corev1.Pod{}
+	if err := q.Store.Get(ctx, q.key(name), storage.GetOptions{}, pod); err != nil {
+		q.fail(apiError(err, q.gr(), name))
+		return
+	}
+	container, err := logContainer(pod, query.Get("container"))
+	if err != nil {
+		q.fail(err)
+		return
+	}
+	flag := func(name string) bool {
+		v, _ := strconv.ParseBool(query.Get(name))
+		return v
+	}
+	if !flag("stdin") && !flag("stdout") && !flag("stderr") {
+		q.fail(apierrors.NewBadRequest("you must specify at least 1 of stdin, stdout, stderr"))
+		return
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		q.fail(apierrors.NewBadRequest(fmt.Sprintf("cannot exec into a container in a completed pod; current phase is %s", pod.Status.Phase)))
+		return
+	}
+	if pod.Spec.NodeName == "" {
+		q.fail(apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
+		return
+	}
+	location, err := p.nodeURL(ctx, pod.Spec.NodeName)
+	if err != nil {
+		q.fail(err)
+		return
+	}
+	location.Path = "/exec/" + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name) + "/" + url.PathEscape(container)
+	location.RawQuery = q.r.URL.RawQuery
+	handler := proxy.NewUpgradeAwareHandler(location, p.Transport, false, true, proxyErrors{q})
+	handler.UseLocationHost = true
+	handler.ServeHTTP(hijackable(q.w), q.r)
+}
+
+// hijackable finds, under the filters' wrappers, the writer whose
+// connection the upgraded stream takes over.
+func hijackable(w http.ResponseWriter) http.ResponseWriter {
+	for {
+		if _, ok := w.(http.Hijacker); ok {
+			return w
+		}
+		wrapper, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		w = wrapper.Unwrap()
+	}
+}
+
+// proxyErrors answers a failed proxy with a Status.
+type proxyErrors struct{ q *request }
+
+func (e proxyErrors) Error(_ http.ResponseWriter, _ *http.Request, err error) {
+	e.q.fail(apierrors.NewInternalError(fmt.Errorf("proxying to the node agent: %w", err)))
 }

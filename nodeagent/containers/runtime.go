@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -480,4 +482,101 @@ func (r *Runtime) Exec(ctx context.Context, id, execID string, args []string) (i
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
+}
+
+// ExecStreams are the standard streams of a command run in a container;
+// nil ones are not connected.
+type ExecStreams struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	TTY            bool
+	// Resize carries terminal sizes (width, height) while a TTY runs.
+	Resize <-chan [2]uint32
+}
+
+// ExecAttached runs args inside the running container connected to
+// streams and returns its exit code once it ends and its output is
+// delivered.
+func (r *Runtime) ExecAttached(ctx context.Context, id, execID string, args []string, streams ExecStreams) (int32, error) {
+	ctx = r.scoped(ctx)
+	task, err := r.task(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if task == nil {
+		return 0, fmt.Errorf("container %s is not running", id)
+	}
+	spec, err := task.Spec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("spec of %s: %w", id, err)
+	}
+	process := *spec.Process
+	process.Args = args
+	process.Terminal = streams.TTY
+	stdin := streams.Stdin
+	stdinDone := make(chan struct{})
+	if stdin != nil {
+		stdin = &eofSignal{r: stdin, done: stdinDone}
+	}
+	opts := []cio.Opt{cio.WithStreams(stdin, streams.Stdout, streams.Stderr)}
+	if streams.TTY {
+		opts = append(opts, cio.WithTerminal)
+	}
+	proc, err := task.Exec(ctx, execID, &process, cio.NewCreator(opts...))
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	defer func() { _, _ = proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill) }()
+	statusC, err := proc.Wait(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("waiting for exec in %s: %w", id, err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		return 0, fmt.Errorf("starting exec in %s: %w", id, err)
+	}
+	if stdin == nil {
+		stdinDone = nil
+	}
+	for {
+		select {
+		case <-stdinDone:
+			// The client closed stdin: the process must see end of file,
+			// which takes closing the shim's side too.
+			stdinDone = nil
+			if err := proc.CloseIO(ctx, client.WithStdinCloser); err != nil && !errdefs.IsNotFound(err) {
+				return 0, fmt.Errorf("closing stdin of exec in %s: %w", id, err)
+			}
+		case size, ok := <-streams.Resize:
+			if !ok {
+				streams.Resize = nil
+				continue
+			}
+			if err := proc.Resize(ctx, size[0], size[1]); err != nil && !errdefs.IsNotFound(err) {
+				return 0, fmt.Errorf("resizing terminal of exec in %s: %w", id, err)
+			}
+		case status := <-statusC:
+			code, _, err := status.Result()
+			// The output the process wrote is copied out before the
+			// caller reports its exit.
+			proc.IO().Wait()
+			return int32(code), err
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// eofSignal closes done when its reader reaches its end.
+type eofSignal struct {
+	r    io.Reader
+	done chan struct{}
+	once sync.Once
+}
+
+func (e *eofSignal) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(func() { close(e.done) })
+	}
+	return n, err
 }

@@ -1,6 +1,7 @@
 // Package server is the node agent's HTTPS endpoint for the API server:
 // container logs (kubelet's /containerLogs) served from the log files the
-// agent writes, to clients holding a certificate signed by the cluster CA.
+// agent writes, and exec over WebSocket (/exec), to clients holding a
+// certificate signed by the cluster CA.
 package server
 
 import (
@@ -40,6 +41,8 @@ type Config struct {
 	ClientCAs *x509.CertPool
 	// Containers answers whether a followed container still runs.
 	Containers ContainerState
+	// Exec runs commands for /exec; nil refuses them.
+	Exec Execer
 	// FollowPollInterval is how often a followed log is checked for new
 	// output; zero means 200ms.
 	FollowPollInterval time.Duration
@@ -64,6 +67,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveContainerLogs)
+	s.mux.HandleFunc("GET /exec/{namespace}/{pod}/{container}", s.serveExec)
+	s.mux.HandleFunc("POST /exec/{namespace}/{pod}/{container}", s.serveExec)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 	})

@@ -3,6 +3,7 @@ package node_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -12,6 +13,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+	utilexec "k8s.io/client-go/util/exec"
 	"k8s.io/utils/ptr"
 
 	"tower.dev/tower/apiserver/pki"
@@ -36,7 +40,7 @@ func withKubeletClientCertificate(t *testing.T) framework.Option {
 	})
 }
 
-func TestPodLogs(t *testing.T) {
+func TestPodLogsAndExec(t *testing.T) {
 	n := startNodeWith(t, nodeSetup{
 		controlPlane: []framework.Option{withKubeletClientCertificate(t)},
 		// The API server dials the node's InternalIP: on loopback, where
@@ -169,6 +173,58 @@ func TestPodLogs(t *testing.T) {
 		}
 		if string(out) != "hello\nbye\n" {
 			t.Errorf("followed log %q", out)
+		}
+	})
+
+	t.Run("exec over WebSocket", func(t *testing.T) {
+		exec := func(t *testing.T, stdin string, command ...string) (string, string, error) {
+			t.Helper()
+			req := n.client.CoreV1().RESTClient().Post().Namespace(namespace).Resource("pods").Name("talker").SubResource("exec").
+				VersionedParams(&corev1.PodExecOptions{Container: "main", Command: command, Stdin: stdin != "", Stdout: true, Stderr: true}, scheme.ParameterCodec)
+			executor, err := remotecommand.NewWebSocketExecutor(n.config, "GET", req.URL().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr strings.Builder
+			opts := remotecommand.StreamOptions{Stdout: &stdout, Stderr: &stderr}
+			if stdin != "" {
+				opts.Stdin = strings.NewReader(stdin)
+			}
+			execCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			err = executor.StreamWithContext(execCtx, opts)
+			return stdout.String(), stderr.String(), err
+		}
+		stdout, stderr, err := exec(t, "", "sh", "-c", "echo out; echo err >&2; exit 3")
+		var exitErr utilexec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitStatus() != 3 {
+			t.Errorf("exit: %v, want exit code 3", err)
+		}
+		if stdout != "out\n" || stderr != "err\n" {
+			t.Errorf("stdout %q stderr %q", stdout, stderr)
+		}
+		stdout, _, err = exec(t, "hello from stdin\n", "cat")
+		if err != nil || stdout != "hello from stdin\n" {
+			t.Errorf("cat: %q, %v", stdout, err)
+		}
+	})
+
+	t.Run("exec with a terminal", func(t *testing.T) {
+		req := n.client.CoreV1().RESTClient().Post().Namespace(namespace).Resource("pods").Name("talker").SubResource("exec").
+			VersionedParams(&corev1.PodExecOptions{Command: []string{"sh", "-c", "test -t 0 && test -t 1 && echo on a tty"}, Stdin: true, Stdout: true, TTY: true}, scheme.ParameterCodec)
+		executor, err := remotecommand.NewWebSocketExecutor(n.config, "GET", req.URL().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stdout strings.Builder
+		execCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		// stdin stays open, as an interactive user's does.
+		stdinReader, stdinWriter := io.Pipe()
+		defer stdinWriter.Close()
+		err = executor.StreamWithContext(execCtx, remotecommand.StreamOptions{Stdin: stdinReader, Stdout: &stdout, Tty: true})
+		if err != nil || stdout.String() != "on a tty\r\n" {
+			t.Errorf("got %q, %v; want the line through a terminal", stdout.String(), err)
 		}
 	})
 }

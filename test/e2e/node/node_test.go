@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"tower.dev/tower/nodeagent"
@@ -71,6 +72,7 @@ func requireNodeFacilities(t *testing.T) {
 // node is an agent running against a private containerd inside a host
 // network namespace of its own.
 type node struct {
+	config    *rest.Config
 	client    kubernetes.Interface
 	runtime   *containers.Runtime
 	hostNetNS string
@@ -177,7 +179,7 @@ func startNodeWith(t *testing.T, setup nodeSetup) *node {
 		}
 	})
 
-	n := &node{client: cp.Clientset(), runtime: rt, hostNetNS: hostNetNS, rootDir: rootDir}
+	n := &node{config: cp.Config, client: cp.Clientset(), runtime: rt, hostNetNS: hostNetNS, rootDir: rootDir}
 	// Runs before the agent stops: pods left by the test go through the
 	// agent's own clean-up, and what it misses is unmounted here.
 	t.Cleanup(func() { n.removeAllPods(t) })
