@@ -36,10 +36,10 @@ var nodeAddressPreference = []corev1.NodeAddressType{
 	corev1.NodeInternalIP, corev1.NodeInternalDNS, corev1.NodeHostName, corev1.NodeExternalIP, corev1.NodeExternalDNS,
 }
 
-// PodLogs serves the pod subresources node agents answer, pods/{name}/log
-// and pods/{name}/exec, by proxying to the agent of the pod's node, as
-// kube-apiserver does with its --kubelet-* flags.
-type PodLogs struct {
+// NodeSubresources serves the pod subresources node agents answer,
+// pods/{name}/log and pods/{name}/exec, by proxying to the agent of the
+// pod's node, as kube-apiserver does with its --kubelet-* flags.
+type NodeSubresources struct {
 	Scope *Scope
 	// Pods and Nodes are the stores of the pod and of its node (for the
 	// node's address and port).
@@ -87,14 +87,14 @@ func NewKubeletTransport(certFile, keyFile, caFile string) (http.RoundTripper, e
 }
 
 // Serves reports whether info is a pods/{name}/log or exec request.
-func (p *PodLogs) Serves(info *RequestInfo) bool {
+func (p *NodeSubresources) Serves(info *RequestInfo) bool {
 	return (info.Subresource == "log" || info.Subresource == "exec") && info.Resource == "pods" && info.GroupVersion.Group == "" && info.GroupVersion.Version == "v1"
 }
 
 // Serve answers GET pods/{name}/log by streaming the container's log from
 // the agent of the pod's node, and pods/{name}/exec (GET for WebSocket,
 // POST for SPDY) by proxying the upgraded connection to it.
-func (p *PodLogs) Serve(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
+func (p *NodeSubresources) Serve(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
 	q := &request{Endpoint: p.Pods, scope: p.Scope, info: info, w: w, r: r}
 	switch {
 	case info.Subresource == "exec" && (info.Verb == "get" || info.Verb == "create"):
@@ -201,7 +201,7 @@ func (o *podLogOptions) query() url.Values {
 	return v
 }
 
-func (p *PodLogs) serve(ctx context.Context, q *request) {
+func (p *NodeSubresources) serve(ctx context.Context, q *request) {
 	name := q.info.Name
 	opts, err := parsePodLogOptions(q.r.URL.Query(), name)
 	if err != nil {
@@ -296,7 +296,7 @@ func checkContainerStarted(pod *corev1.Pod, container string) error {
 }
 
 // nodeURL is the base URL of the agent of the node named nodeName.
-func (p *PodLogs) nodeURL(ctx context.Context, nodeName string) (*url.URL, error) {
+func (p *NodeSubresources) nodeURL(ctx context.Context, nodeName string) (*url.URL, error) {
 	node := &corev1.Node{}
 	if err := p.Nodes.Store.Get(ctx, p.Nodes.KeyPrefix+"/"+nodeName, storage.GetOptions{}, node); err != nil {
 		return nil, apiError(err, p.Nodes.Resource.GroupResource(), nodeName)
@@ -392,7 +392,7 @@ func nodeError(code int, message string) error {
 
 // exec proxies pods/{name}/exec to the node agent; the connection is
 // upgraded end to end (WebSocket or SPDY, whichever the client asked).
-func (p *PodLogs) exec(ctx context.Context, q *request) {
+func (p *NodeSubresources) exec(ctx context.Context, q *request) {
 	name := q.info.Name
 	query := q.r.URL.Query()
 	pod := &corev1.Pod{}

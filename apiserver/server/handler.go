@@ -44,7 +44,7 @@ func (a *api) handler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	podLogs := &endpoints.PodLogs{
+	nodeSubresources := &endpoints.NodeSubresources{
 		Scope:     scope,
 		Pods:      a.byGVR[corev1.SchemeGroupVersion.WithResource("pods")],
 		Nodes:     a.byGVR[corev1.SchemeGroupVersion.WithResource("nodes")],
@@ -87,8 +87,8 @@ func (a *api) handler() (http.Handler, error) {
 			reviews.Serve(w, r.WithContext(ctx), info)
 			return
 		}
-		if podLogs.Serves(info) {
-			podLogs.Serve(w, r.WithContext(ctx), info)
+		if nodeSubresources.Serves(info) {
+			nodeSubresources.Serve(w, r.WithContext(ctx), info)
 			return
 		}
 		resources.Serve(w, r.WithContext(ctx), info)
