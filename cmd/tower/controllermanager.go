@@ -26,7 +26,7 @@ func newControllerManagerCommand() *cobra.Command {
 		Long: `Run Tower's controllers in one controller-runtime manager: deployment,
 replicaset, garbagecollector, namespace, serviceaccount,
 root-ca-cert-publisher, endpointslice, endpoint, nodelifecycle,
-taint-eviction-controller, job and daemonset. Only one instance is
+taint-eviction-controller, job, daemonset and statefulset. Only one instance is
 active at a time: the others wait for the kube-system/kube-controller-manager
 Lease.`,
 		Args:         cobra.NoArgs,

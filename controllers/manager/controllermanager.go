@@ -19,6 +19,7 @@ import (
 	"tower.dev/tower/controllers/rootcacert"
 	"tower.dev/tower/controllers/scheduler"
 	"tower.dev/tower/controllers/serviceaccount"
+	"tower.dev/tower/controllers/statefulset"
 	"tower.dev/tower/controllers/tainteviction"
 )
 
@@ -87,6 +88,7 @@ func controllerSpecs() []controllerSpec {
 		{tainteviction.Name, true, plain(tainteviction.SetupWithManager)},
 		{job.Name, true, plain(job.SetupWithManager)},
 		{daemonset.Name, true, plain(daemonset.SetupWithManager)},
+		{statefulset.Name, true, plain(statefulset.SetupWithManager)},
 	}
 }
 
