@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
+	"k8s.io/apimachinery/pkg/util/remotecommand"
+)
+
+// Execer runs commands in containers for /exec.
+type Execer interface {
+	// ExecInContainer runs cmd in the given run of the pod's container
+	// with the streams attached and returns its exit code.
+	ExecInContainer(ctx context.Context, podUID, container string, restartCount int, cmd []string, streams ExecStreams) (int32, error)
+}
+
+// ExecStreams are what an exec is attached to; nil streams are not.
+type ExecStreams struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	TTY            bool
+	// Resize carries terminal sizes (width, height).
+	Resize <-chan [2]uint32
+}
+
+// Channel numbers of the remote command protocols over WebSocket.
+const (
+	stdinChannel = iota
+	stdoutChannel
+	stderrChannel
+	errorChannel
+	resizeChannel
+)
+
+// execIdleTimeout closes an exec nobody speaks on, as kubelet's
+// streaming idle timeout.
+const execIdleTimeout = 4 * time.Hour
+
+type execOptions struct {
+	command                    []string
+	stdin, stdout, stderr, tty bool
+}
+
+func parseExecOptions(r *http.Request) (execOptions, error) {
+	query := r.URL.Query()
+	flag := func(name string) bool {
+		v, _ := strconv.ParseBool(query.Get(name))
+		return v
+	}
+	opts := execOptions{
+		command: query["command"],
+		stdin:   flag("stdin"),
+		stdout:  flag("stdout"),
+		stderr:  flag("stderr"),
+		tty:     flag("tty"),
+	}
+	if len(opts.command) == 0 {
+		return opts, errors.New("you must specify a command")
+	}
+	if !opts.stdin && !opts.stdout && !opts.stderr {
+		return opts, errors.New("you must specify at least 1 of stdin, stdout, stderr")
+	}
+	if opts.tty {
+		// A terminal merges stderr into stdout.
+		opts.stderr = false
+	}
+	return opts, nil
+}
+
+func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
+	namespace, podName, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
+	if s.cfg.Exec == nil {
+		httpError(w, http.StatusNotImplemented, "exec is not supported by this node")
+		return
+	}
+	opts, err := parseExecOptions(r)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if !wsstream.IsWebSocketRequest(r) {
+		httpError(w, http.StatusBadRequest, "exec needs a WebSocket upgrade (%s)", remotecommand.StreamProtocolV5Name)
+		return
+	}
+	dir, uid, err := s.podDir(namespace, podName)
+	if err != nil {
+		httpError(w, http.StatusNotFound, "pod %q not found on this node", namespace+"/"+podName)
+		return
+	}
+	counts, err := runs(dir + "/logs/" + container)
+	if err != nil || len(counts) == 0 {
+		httpError(w, http.StatusBadRequest, "container %q in pod %q is not running", container, podName)
+		return
+	}
+	channel := func(wanted bool, kind wsstream.ChannelType) wsstream.ChannelType {
+		if wanted {
+			return kind
+		}
+		return wsstream.IgnoreChannel
+	}
+	channels := []wsstream.ChannelType{
+		channel(opts.stdin, wsstream.ReadChannel),
+		channel(opts.stdout, wsstream.WriteChannel),
+		channel(opts.stderr, wsstream.WriteChannel),
+		wsstream.WriteChannel,
+		channel(opts.tty, wsstream.ReadChannel),
+	}
+	protocols := map[string]wsstream.ChannelProtocolConfig{}
+	for _, p := range []string{remotecommand.StreamProtocolV5Name, remotecommand.StreamProtocolV4Name} {
+		protocols[p] = wsstream.ChannelProtocolConfig{Binary: true, Channels: channels}
+	}
+	conn := wsstream.NewConn(protocols)
+	conn.SetIdleTimeout(execIdleTimeout)
+	_, streams, err := conn.Open(w, r)
+	if err != nil {
+		logr.FromContextOrDiscard(r.Context()).Error(err, "opening exec streams")
+		return
+	}
+	defer conn.Close()
+
+	attached := ExecStreams{TTY: opts.tty}
+	if opts.stdin {
+		attached.Stdin = streams[stdinChannel]
+	}
+	if opts.stdout {
+		attached.Stdout = streams[stdoutChannel]
+	}
+	if opts.stderr {
+		attached.Stderr = streams[stderrChannel]
+	}
+	if opts.tty {
+		resize := make(chan [2]uint32, 1)
+		attached.Resize = resize
+		go readResizes(streams[resizeChannel], resize)
+	}
+	code, err := s.cfg.Exec.ExecInContainer(r.Context(), uid, container, counts[len(counts)-1], opts.command, attached)
+	writeExecStatus(streams[errorChannel], opts.command, code, err)
+}
+
+// readResizes decodes the terminal sizes the client sends until it stops.
+func readResizes(stream io.Reader, sizes chan<- [2]uint32) {
+	defer close(sizes)
+	decoder := json.NewDecoder(stream)
+	for {
+		var size struct{ Width, Height uint16 }
+		if err := decoder.Decode(&size); err != nil {
+			return
+		}
+		sizes <- [2]uint32{uint32(size.Width), uint32(size.Height)}
+	}
+}
+
+// writeExecStatus reports how the command ended on the error channel, as
+// a Status the client turns into an exit code.
+func writeExecStatus(stream io.Writer, command []string, code int32, err error) {
+	status := metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess}
+	switch {
+	case err != nil:
+		status = metav1.Status{
+			TypeMeta: status.TypeMeta, Status: metav1.StatusFailure, Reason: metav1.StatusReasonInternalError,
+			Message: fmt.Sprintf("error executing command %v: %v", command, err),
+		}
+	case code != 0:
+		status = metav1.Status{
+			TypeMeta: status.TypeMeta, Status: metav1.StatusFailure, Reason: remotecommand.NonZeroExitCodeReason,
+			Message: fmt.Sprintf("command terminated with non-zero exit code: error executing command [%s], exit code %d", strings.Join(command, " "), code),
+			Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{
+				Type: remotecommand.ExitCodeCauseType, Message: strconv.Itoa(int(code)),
+			}}},
+		}
+	}
+	data, _ := json.Marshal(status)
+	_, _ = stream.Write(data)
+}
