@@ -26,7 +26,7 @@ func newControllerManagerCommand() *cobra.Command {
 		Long: `Run Tower's controllers in one controller-runtime manager: deployment,
 replicaset, garbagecollector, namespace, serviceaccount,
 root-ca-cert-publisher, endpointslice, endpoint, nodelifecycle,
-taint-eviction-controller, job, daemonset and statefulset. Only one instance is
+taint-eviction-controller, job, daemonset, statefulset and podgc. Only one instance is
 active at a time: the others wait for the kube-system/kube-controller-manager
 Lease.`,
 		Args:         cobra.NoArgs,
@@ -51,6 +51,7 @@ Lease.`,
 	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to enable: '*' for all on by default, 'foo' to add foo, '-foo' to disable foo. Known: "+fmt.Sprint(manager.ControllerNames()))
 	fs.StringVar(&o.RootCAFile, "root-ca-file", o.RootCAFile, "CA bundle published to every namespace as the kube-root-ca.crt ConfigMap; empty disables the publisher.")
 	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", o.NodeMonitorGracePeriod, "How long a node may go without renewing its Lease before it is marked Unknown and tainted unreachable.")
+	fs.IntVar(&o.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", o.TerminatedPodGCThreshold, "Number of terminated pods that can exist before the pod garbage collector deletes the oldest; 0 or less disables that collection.")
 	addCommonManagerFlags(fs, &o.Common)
 	return cmd
 }

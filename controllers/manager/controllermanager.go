@@ -15,6 +15,7 @@ import (
 	"tower.dev/tower/controllers/job"
 	"tower.dev/tower/controllers/namespace"
 	"tower.dev/tower/controllers/nodelifecycle"
+	"tower.dev/tower/controllers/podgc"
 	"tower.dev/tower/controllers/replicaset"
 	"tower.dev/tower/controllers/rootcacert"
 	"tower.dev/tower/controllers/scheduler"
@@ -36,6 +37,11 @@ type ControllerManagerOptions struct {
 	// its Lease before it is marked Unknown and tainted unreachable, as
 	// --node-monitor-grace-period.
 	NodeMonitorGracePeriod time.Duration
+	// TerminatedPodGCThreshold is how many terminated pods may exist
+	// before pod GC deletes the oldest, as --terminated-pod-gc-threshold.
+	TerminatedPodGCThreshold int
+	// PodGCPeriod is how often pod GC runs (20s when zero).
+	PodGCPeriod time.Duration
 }
 
 // NewControllerManagerOptions returns the defaults of
@@ -48,8 +54,9 @@ func NewControllerManagerOptions() ControllerManagerOptions {
 			MetricsBindAddress:     "0",
 			HealthProbeBindAddress: "",
 		},
-		Controllers:            []string{"*"},
-		NodeMonitorGracePeriod: nodelifecycle.DefaultGracePeriod,
+		Controllers:              []string{"*"},
+		NodeMonitorGracePeriod:   nodelifecycle.DefaultGracePeriod,
+		TerminatedPodGCThreshold: podgc.DefaultTerminatedPodThreshold,
 	}
 }
 
@@ -89,6 +96,9 @@ func controllerSpecs() []controllerSpec {
 		{job.Name, true, plain(job.SetupWithManager)},
 		{daemonset.Name, true, plain(daemonset.SetupWithManager)},
 		{statefulset.Name, true, plain(statefulset.SetupWithManager)},
+		{podgc.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
+			return podgc.SetupWithManager(m, podgc.Options{TerminatedPodThreshold: o.TerminatedPodGCThreshold, Period: o.PodGCPeriod})
+		}},
 	}
 }
 

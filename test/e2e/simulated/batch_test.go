@@ -90,3 +90,26 @@ func TestJobFailsAfterBackoffLimit(t *testing.T) {
 		return false, err
 	})
 }
+
+// TestPodGCDeletesPodsOfDeletedNodes binds a pod to a node that does not
+// exist: no kubelet will ever run it, and pod GC deletes it.
+func TestPodGCDeletesPodsOfDeletedNodes(t *testing.T) {
+	ns := cluster.cp.CreateNamespace(t)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "stranded", Namespace: ns},
+		Spec: corev1.PodSpec{
+			NodeName:   "node-that-was-deleted",
+			Containers: []corev1.Container{{Name: "c", Image: "c"}},
+		},
+	}
+	if _, err := cluster.clientset.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "orphaned pod collected", func(ctx context.Context) (bool, error) {
+		_, err := cluster.clientset.CoreV1().Pods(ns).Get(ctx, "stranded", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
+}

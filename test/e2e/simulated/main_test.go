@@ -104,6 +104,7 @@ func startManagers(ctx context.Context, cp *framework.ControlPlane) ([]chan erro
 	cmOpts := manager.NewControllerManagerOptions()
 	cmOpts.RootCAFile = cp.Config.CAFile
 	cmOpts.NodeMonitorGracePeriod = nodeMonitorGracePeriod
+	cmOpts.PodGCPeriod = time.Second
 	cm, err := manager.NewControllerManager(cp.Config, cmOpts)
 	if err != nil {
 		return nil, err
