@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"tower.dev/tower/nodeagent/containers"
 	"tower.dev/tower/nodeagent/server"
@@ -35,6 +37,7 @@ func (a *Agent) newServer() (net.Listener, *server.Server, error) {
 		ClientCAs:   clientCAs,
 		Containers:  a,
 		Exec:        a,
+		Authorizer:  a,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -101,4 +104,22 @@ func (a *Agent) ExecInContainer(ctx context.Context, podUID, container string, r
 	return a.runtime.ExecAttached(ctx, containerID(podUID, container, int32(restartCount)), execID, cmd, containers.ExecStreams{
 		Stdin: streams.Stdin, Stdout: streams.Stdout, Stderr: streams.Stderr, TTY: streams.TTY, Resize: streams.Resize,
 	})
+}
+
+// Authorize asks the API server, with a SubjectAccessReview, whether a
+// client of the agent's server may reach this node's proxy subresource.
+func (a *Agent) Authorize(ctx context.Context, user string, groups []string, verb string) (bool, string, error) {
+	review, err := a.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:   user,
+			Groups: groups,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Verb: verb, Resource: "nodes", Subresource: "proxy", Name: a.cfg.NodeName,
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, "", fmt.Errorf("reviewing access of %s: %w", user, err)
+	}
+	return review.Status.Allowed, review.Status.Reason, nil
 }

@@ -1,9 +1,16 @@
 package server
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"testing"
+
+	"github.com/go-logr/logr"
 )
 
 func TestParseExecOptions(t *testing.T) {
@@ -28,6 +35,38 @@ func TestParseExecOptions(t *testing.T) {
 			}
 			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// allowUsers lets the named users in.
+type allowUsers map[string]bool
+
+func (a allowUsers) Authorize(_ context.Context, user string, _ []string, _ string) (bool, string, error) {
+	return a[user], "no RBAC rule allows it", nil
+}
+
+func TestRequestsAreAuthorized(t *testing.T) {
+	s, err := New(Config{PodsDir: t.TempDir(), ClientCAs: x509.NewCertPool(), Authorizer: allowUsers{"kube-apiserver-kubelet-client": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handler := s.withRequestLog(logr.Discard())
+	for _, tc := range []struct {
+		user     string
+		wantCode int
+	}{
+		{"kube-apiserver-kubelet-client", http.StatusNotFound},
+		{"someone-else", http.StatusForbidden},
+	} {
+		t.Run(tc.user, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "/containerLogs/ns/pod/c", nil)
+			req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{CommonName: tc.user}}}}
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+			if rec.Code != tc.wantCode {
+				t.Errorf("code %d, want %d (%s)", rec.Code, tc.wantCode, rec.Body)
 			}
 		})
 	}

@@ -43,9 +43,18 @@ type Config struct {
 	Containers ContainerState
 	// Exec runs commands for /exec; nil refuses them.
 	Exec Execer
+	// Authorizer decides whether an authenticated client may use an
+	// endpoint; nil lets every client with a valid certificate in.
+	Authorizer Authorizer
 	// FollowPollInterval is how often a followed log is checked for new
 	// output; zero means 200ms.
 	FollowPollInterval time.Duration
+}
+
+// Authorizer asks the API server whether user (in groups) may perform
+// verb on nodes/proxy of this node, as kubelet's webhook authorization.
+type Authorizer interface {
+	Authorize(ctx context.Context, user string, groups []string, verb string) (allowed bool, reason string, err error)
 }
 
 // Server serves the node agent's endpoints.
@@ -125,6 +134,26 @@ func (s *Server) withRequestLog(log logr.Logger) http.Handler {
 			user = r.TLS.PeerCertificates[0].Subject.CommonName
 		}
 		log.V(4).Info("request", "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery, "user", user)
+		if s.cfg.Authorizer != nil && r.URL.Path != "/healthz" {
+			var groups []string
+			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+				groups = r.TLS.PeerCertificates[0].Subject.Organization
+			}
+			verb := "get"
+			if r.Method == http.MethodPost {
+				verb = "create"
+			}
+			allowed, reason, err := s.cfg.Authorizer.Authorize(r.Context(), user, groups, verb)
+			if err != nil {
+				log.Error(err, "authorizing request", "user", user)
+				httpError(w, http.StatusInternalServerError, "authorization failed: %v", err)
+				return
+			}
+			if !allowed {
+				httpError(w, http.StatusForbidden, "Forbidden (user=%s, verb=%s, resource=nodes, subresource=proxy): %s", user, verb, reason)
+				return
+			}
+		}
 		s.ServeHTTP(w, r)
 	})
 }
