@@ -31,6 +31,22 @@ var (
 	eventsV1       = eventsv1.SchemeGroupVersion
 )
 
+// createOnUpdate are the resources whose upstream strategies let a PUT of a
+// missing object create it.
+var createOnUpdate = map[schema.GroupResource]bool{
+	{Resource: "services"}: true, {Resource: "endpoints"}: true, {Resource: "events"}: true,
+	{Resource: "limitranges"}: true, {Resource: "serviceaccounts"}: true,
+	{Group: "events.k8s.io", Resource: "events"}: true, {Group: "coordination.k8s.io", Resource: "leases"}: true,
+	{Group: "rbac.authorization.k8s.io", Resource: "roles"}: true, {Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}: true,
+	{Group: "rbac.authorization.k8s.io", Resource: "clusterroles"}: true, {Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"}: true,
+}
+
+// returnsDeletedObject are the resources whose delete answers with the
+// object instead of a Status, as their upstream stores do.
+var returnsDeletedObject = map[schema.GroupResource]bool{
+	{Resource: "pods"}: true, {Resource: "namespaces"}: true, {Resource: "services"}: true,
+}
+
 // spec is the compact form of a catalog entry.
 type spec struct {
 	gv         schema.GroupVersion
@@ -156,6 +172,8 @@ func Builtins() *Catalog {
 	byGVR := map[schema.GroupVersionResource]*Resource{}
 	for _, s := range specs {
 		r := s.build()
+		r.AllowCreateOnUpdate = createOnUpdate[r.GroupResource()]
+		r.ReturnDeletedObject = returnsDeletedObject[r.GroupResource()]
 		resources = append(resources, r)
 		byGVR[r.GroupVersionResource] = r
 	}
