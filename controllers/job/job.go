@@ -112,6 +112,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	outcome := judge(job, status.StartTime, succeeded, failed, now)
 	var manageErr error
+	var backoffWait time.Duration
 	switch {
 	case outcome != nil:
 		// Once the outcome is known no pod may keep running.
@@ -121,7 +122,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			active = nil
 		}
 	case satisfied && job.DeletionTimestamp == nil:
-		manageErr = r.manage(ctx, job, key, active, succeeded)
+		// After failures, replacements wait out an exponential back-off,
+		// as upstream's do.
+		if backoffWait = RetryAfter(pods, now); backoffWait == 0 {
+			manageErr = r.manage(ctx, job, key, active, succeeded)
+		}
 	}
 
 	status.Active = int32(len(active))
@@ -153,11 +158,66 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if manageErr != nil {
 		return reconcile.Result{}, manageErr
 	}
+	requeue := backoffWait
 	if outcome == nil && job.Spec.ActiveDeadlineSeconds != nil && status.StartTime != nil {
 		deadline := status.StartTime.Add(time.Duration(*job.Spec.ActiveDeadlineSeconds) * time.Second)
-		return reconcile.Result{RequeueAfter: max(deadline.Sub(now), time.Millisecond)}, nil
+		if untilDeadline := max(deadline.Sub(now), time.Millisecond); requeue == 0 || untilDeadline < requeue {
+			requeue = untilDeadline
+		}
 	}
-	return reconcile.Result{}, nil
+	return reconcile.Result{RequeueAfter: requeue}, nil
+}
+
+// Back-off of pod re-creation after failures: the base doubles with each
+// failure since the last success, up to the cap.
+const (
+	backoffBase = 10 * time.Second
+	backoffCap  = 6 * time.Minute
+)
+
+// RetryAfter is how long the Job must wait before it creates pods again:
+// backoffBase·2^(n-1) after its latest failure, where n counts failures
+// since its latest success; zero when it may create now.
+func RetryAfter(pods []*corev1.Pod, now time.Time) time.Duration {
+	var lastSuccess, lastFailure time.Time
+	for _, pod := range pods {
+		switch pod.Status.Phase {
+		case corev1.PodSucceeded:
+			if t := finishTime(pod); t.After(lastSuccess) {
+				lastSuccess = t
+			}
+		case corev1.PodFailed:
+			if t := finishTime(pod); t.After(lastFailure) {
+				lastFailure = t
+			}
+		}
+	}
+	failures := 0
+	for _, pod := range pods {
+		if pod.Status.Phase == corev1.PodFailed && finishTime(pod).After(lastSuccess) {
+			failures++
+		}
+	}
+	if failures == 0 {
+		return 0
+	}
+	delay := backoffCap
+	if failures <= 16 {
+		delay = min(backoffBase<<(failures-1), backoffCap)
+	}
+	return max(lastFailure.Add(delay).Sub(now), 0)
+}
+
+// finishTime is when a pod's last container finished, or when it was
+// created if it reports none.
+func finishTime(pod *corev1.Pod) time.Time {
+	finished := pod.CreationTimestamp.Time
+	for _, cs := range pod.Status.ContainerStatuses {
+		if t := cs.State.Terminated; t != nil && t.FinishedAt.After(finished) {
+			finished = t.FinishedAt.Time
+		}
+	}
+	return finished
 }
 
 // outcome is how a Job ends: the interim condition upstream sets as soon

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -62,6 +63,36 @@ func TestJudge(t *testing.T) {
 			}
 			if gotType != c.want {
 				t.Fatalf("judge = %q, want %q", gotType, c.want)
+			}
+		})
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Unix(10000, 0)
+	finished := func(phase corev1.PodPhase, ago time.Duration) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{
+			Phase: phase,
+			ContainerStatuses: []corev1.ContainerStatus{{State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				FinishedAt: metav1.NewTime(now.Add(-ago)),
+			}}}},
+		}}
+	}
+	cases := []struct {
+		name string
+		pods []*corev1.Pod
+		want time.Duration
+	}{
+		{"no failures", []*corev1.Pod{finished(corev1.PodSucceeded, time.Second)}, 0},
+		{"one failure waits the base", []*corev1.Pod{finished(corev1.PodFailed, 4*time.Second)}, 6 * time.Second},
+		{"two failures double it", []*corev1.Pod{finished(corev1.PodFailed, 30*time.Second), finished(corev1.PodFailed, 5*time.Second)}, 15 * time.Second},
+		{"a later success resets the count", []*corev1.Pod{finished(corev1.PodFailed, 30*time.Second), finished(corev1.PodSucceeded, 20*time.Second), finished(corev1.PodFailed, 5*time.Second)}, 5 * time.Second},
+		{"back-off over", []*corev1.Pod{finished(corev1.PodFailed, time.Minute)}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := RetryAfter(c.pods, now); got != c.want {
+				t.Fatalf("RetryAfter = %v, want %v", got, c.want)
 			}
 		})
 	}

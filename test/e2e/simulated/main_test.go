@@ -46,7 +46,7 @@ const (
 // seconds, with room for a loaded machine to delay a few renewals.
 const (
 	heartbeatInterval      = time.Second
-	nodeMonitorGracePeriod = 6 * time.Second
+	nodeMonitorGracePeriod = 10 * time.Second
 )
 
 // cluster is shared by every test; TestMain sets it up once.
