@@ -85,10 +85,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	var active []*corev1.Pod
 	var terminating, ready, succeeded, failed int32
+	var succeededIndexes map[int]bool
+	if indexed(job) {
+		succeededIndexes = parseIndexes(job.Status.CompletedIndexes, int(completionsOf(job)))
+	}
 	for _, pod := range pods {
 		switch {
 		case pod.Status.Phase == corev1.PodSucceeded:
 			succeeded++
+			if i := podIndex(pod); succeededIndexes != nil && i >= 0 && i < int(completionsOf(job)) {
+				succeededIndexes[i] = true
+			}
 		case pod.Status.Phase == corev1.PodFailed:
 			failed++
 		case pod.DeletionTimestamp != nil:
@@ -104,6 +111,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	// never go down.
 	succeeded = max(succeeded, job.Status.Succeeded)
 	failed = max(failed, job.Status.Failed)
+	if succeededIndexes != nil {
+		// An Indexed Job counts each index once, however many of its
+		// pods succeeded.
+		succeeded = int32(len(succeededIndexes))
+	}
 
 	status := job.Status.DeepCopy()
 	if status.StartTime == nil && !suspended(job) {
@@ -125,7 +137,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// After failures, replacements wait out an exponential back-off,
 		// as upstream's do.
 		if backoffWait = RetryAfter(pods, now); backoffWait == 0 {
-			manageErr = r.manage(ctx, job, key, active, succeeded)
+			manageErr = r.manage(ctx, job, key, active, succeeded, succeededIndexes)
 		}
 	}
 
@@ -133,6 +145,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	status.Ready = &ready
 	status.Terminating = &terminating
 	status.Succeeded = succeeded
+	if succeededIndexes != nil {
+		status.CompletedIndexes = formatIndexes(succeededIndexes)
+	}
 	status.Failed = failed
 	if outcome != nil {
 		setCondition(status, outcome.interim, now)
@@ -290,17 +305,27 @@ func eventMessage(c batchv1.JobCondition) string {
 
 // manage creates or deletes pods so that the Job runs as many as it
 // still needs, at most parallelism.
-func (r *Reconciler) manage(ctx context.Context, job *batchv1.Job, key string, active []*corev1.Pod, succeeded int32) error {
+func (r *Reconciler) manage(ctx context.Context, job *batchv1.Job, key string, active []*corev1.Pod, succeeded int32, succeededIndexes map[int]bool) error {
 	want := WantActive(job, succeeded)
 	diff := int(want) - len(active)
 	switch {
 	case diff > 0:
+		var indexes []int
+		if succeededIndexes != nil {
+			indexes = pendingIndexes(int(completionsOf(job)), succeededIndexes, active, diff)
+			diff = len(indexes)
+		}
 		r.expectations.ExpectCreations(key, diff)
 		ref := workload.NewControllerRef(job, controllerKind.GroupVersion().String(), controllerKind.Kind)
-		for range diff {
+		for n := range diff {
 			pod := replicaset.PodFromTemplate(&job.Spec.Template, job, ref)
+			if indexes != nil {
+				withIndex(pod, job.Name, indexes[n])
+			}
 			if err := r.Client.Create(ctx, pod); err != nil {
-				r.expectations.CreationObserved(key)
+				for range diff - n {
+					r.expectations.CreationObserved(key)
+				}
 				r.Recorder.Eventf(job, nil, corev1.EventTypeWarning, "FailedCreate", "Create", "Error creating: %v", err)
 				return fmt.Errorf("creating pod for job %s: %w", key, err)
 			}
@@ -395,6 +420,14 @@ func finished(job *batchv1.Job) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// completionsOf is spec.completions; Indexed Jobs always have it.
+func completionsOf(job *batchv1.Job) int32 {
+	if job.Spec.Completions == nil {
+		return 0
+	}
+	return *job.Spec.Completions
 }
 
 func suspended(job *batchv1.Job) bool {

@@ -113,3 +113,47 @@ func TestPodGCDeletesPodsOfDeletedNodes(t *testing.T) {
 		return false, err
 	})
 }
+
+// TestIndexedJob runs an Indexed Job: each index 0..2 gets its own pod
+// with the completion-index annotation, and completedIndexes reports them.
+func TestIndexedJob(t *testing.T) {
+	ns := cluster.cp.CreateNamespace(t)
+	mode := batchv1.IndexedCompletion
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "shards", Namespace: ns},
+		Spec: batchv1.JobSpec{
+			Completions:    ptr.To[int32](3),
+			Parallelism:    ptr.To[int32](3),
+			CompletionMode: &mode,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{simulator.ExitAfterAnnotation: "300ms"}},
+				Spec: corev1.PodSpec{
+					RestartPolicy: corev1.RestartPolicyNever,
+					Containers:    []corev1.Container{{Name: "shard", Image: "shard"}},
+				},
+			},
+		},
+	}
+	if _, err := cluster.clientset.BatchV1().Jobs(ns).Create(t.Context(), job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "wait", "--for=condition=Complete", "job/shards", "-n", ns, "--timeout=60s")
+	got, err := cluster.clientset.BatchV1().Jobs(ns).Get(t.Context(), "shards", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.CompletedIndexes != "0-2" || got.Status.Succeeded != 3 {
+		t.Fatalf("completedIndexes = %q, succeeded = %d; want 0-2 and 3", got.Status.CompletedIndexes, got.Status.Succeeded)
+	}
+	pods, err := cluster.clientset.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, p := range pods.Items {
+		seen[p.Annotations[batchv1.JobCompletionIndexAnnotation]] = true
+	}
+	if len(pods.Items) != 3 || !seen["0"] || !seen["1"] || !seen["2"] {
+		t.Fatalf("pods' completion indexes = %v over %d pods, want 0, 1 and 2", seen, len(pods.Items))
+	}
+}
