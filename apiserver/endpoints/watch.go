@@ -87,7 +87,9 @@ func (q *request) stream(ctx context.Context, w watch.Interface, out output) {
 	}
 	frames := streamInfo.Framer.NewFrameWriter(q.w)
 	encoder := streaming.NewEncoder(frames, streamInfo.Serializer)
+	plainJSON := out.info.MediaType == runtime.ContentTypeJSON && !out.pretty
 	var buf bytes.Buffer
+	var frame []byte
 	for {
 		select {
 		case <-ctx.Done():
@@ -106,8 +108,14 @@ func (q *request) stream(ctx context.Context, w watch.Interface, out output) {
 			if err := out.info.Serializer.Encode(obj, &buf); err != nil {
 				return
 			}
-			wire := &metav1.WatchEvent{Type: string(event.Type), Object: runtime.RawExtension{Raw: buf.Bytes()}}
-			if err := encoder.Encode(wire); err != nil {
+			if plainJSON {
+				// The envelope is fixed text around the object: writing it
+				// directly saves a reflective marshal per event and watcher.
+				frame = appendJSONWatchEvent(frame[:0], event.Type, buf.Bytes())
+				if _, err := q.w.Write(frame); err != nil {
+					return
+				}
+			} else if err := encoder.Encode(&metav1.WatchEvent{Type: string(event.Type), Object: runtime.RawExtension{Raw: buf.Bytes()}}); err != nil {
 				return
 			}
 			if flusher != nil && len(w.ResultChan()) == 0 {
@@ -115,6 +123,16 @@ func (q *request) stream(ctx context.Context, w watch.Interface, out output) {
 			}
 		}
 	}
+}
+
+// appendJSONWatchEvent appends one line of a JSON watch stream, the same
+// bytes the JSON serializer writes for a metav1.WatchEvent.
+func appendJSONWatchEvent(dst []byte, typ watch.EventType, object []byte) []byte {
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, `","object":`...)
+	dst = append(dst, bytes.TrimRight(object, "\n")...)
+	return append(dst, "}\n"...)
 }
 
 // watchObject prepares an event's object for the wire without touching
