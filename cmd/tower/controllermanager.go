@@ -26,7 +26,8 @@ func newControllerManagerCommand() *cobra.Command {
 		Long: `Run Tower's controllers in one controller-runtime manager: deployment,
 replicaset, garbagecollector, namespace, serviceaccount,
 root-ca-cert-publisher, endpointslice, endpoint, nodelifecycle,
-taint-eviction-controller, job, daemonset, statefulset and podgc. Only one instance is
+taint-eviction-controller, job, cronjob, daemonset, statefulset and
+podgc. Only one instance is
 active at a time: the others wait for the kube-system/kube-controller-manager
 Lease.`,
 		Args:         cobra.NoArgs,

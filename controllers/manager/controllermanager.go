@@ -7,6 +7,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"tower.dev/tower/controllers/cronjob"
 	"tower.dev/tower/controllers/daemonset"
 	"tower.dev/tower/controllers/deployment"
 	"tower.dev/tower/controllers/endpoints"
@@ -94,6 +95,7 @@ func controllerSpecs() []controllerSpec {
 		}},
 		{tainteviction.Name, true, plain(tainteviction.SetupWithManager)},
 		{job.Name, true, plain(job.SetupWithManager)},
+		{cronjob.Name, true, plain(cronjob.SetupWithManager)},
 		{daemonset.Name, true, plain(daemonset.SetupWithManager)},
 		{statefulset.Name, true, plain(statefulset.SetupWithManager)},
 		{podgc.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
