@@ -77,7 +77,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	err = r.Client.Get(ctx, req.NamespacedName, current)
 	if apierrors.IsNotFound(err) {
 		ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name, Labels: labels}, Subsets: subsets}
-		if err := r.Client.Create(ctx, ep); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := r.Client.Create(ctx, ep); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				// The cache has not caught up with an earlier create; its
+				// subsets may be stale, so look again rather than drop
+				// this change.
+				return reconcile.Result{Requeue: true}, nil
+			}
 			return reconcile.Result{}, fmt.Errorf("creating endpoints: %w", err)
 		}
 		return reconcile.Result{}, nil
