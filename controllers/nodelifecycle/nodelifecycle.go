@@ -44,6 +44,9 @@ type Options struct {
 	GracePeriod time.Duration
 }
 
+// podNodeNameIndex indexes pods by spec.nodeName.
+const podNodeNameIndex = "nodelifecycle.spec.nodeName"
+
 // Reconciler is the node lifecycle controller.
 type Reconciler struct {
 	Client      client.Client
@@ -68,6 +71,15 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	grace := o.GracePeriod
 	if grace <= 0 {
 		grace = DefaultGracePeriod
+	}
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, podNodeNameIndex, func(obj client.Object) []string {
+		if name := obj.(*corev1.Pod).Spec.NodeName; name != "" {
+			return []string{name}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("indexing pods by node: %w", err)
 	}
 	r := &Reconciler{Client: mgr.GetClient(), GracePeriod: grace, now: time.Now, observed: map[string]heartbeat{}}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -179,6 +191,41 @@ func (r *Reconciler) markUnknown(ctx context.Context, node *corev1.Node, now tim
 	}
 	ctrl.LoggerFrom(ctx).Info("Node stopped posting status", "node", node.Name)
 	*node = *updated
+	return r.markPodsNotReady(ctx, node.Name, now)
+}
+
+// markPodsNotReady sets the Ready condition of the node's pods to False,
+// as upstream does, so that Services stop sending traffic to a node
+// nobody hears from.
+func (r *Reconciler) markPodsNotReady(ctx context.Context, nodeName string, now time.Time) error {
+	var pods corev1.PodList
+	if err := r.Client.List(ctx, &pods, client.MatchingFields{podNodeNameIndex: nodeName}); err != nil {
+		return fmt.Errorf("listing pods of node %s: %w", nodeName, err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		updated := pod.DeepCopy()
+		changed := false
+		for j := range updated.Status.Conditions {
+			c := &updated.Status.Conditions[j]
+			if c.Type == corev1.PodReady && c.Status != corev1.ConditionFalse {
+				c.Status = corev1.ConditionFalse
+				c.Reason = "NodeNotReady"
+				c.Message = ""
+				c.LastTransitionTime = metav1.NewTime(now)
+				changed = true
+			}
+		}
+		if !changed {
+			continue
+		}
+		if err := r.Client.Status().Update(ctx, updated); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("marking pod %s/%s not ready: %w", pod.Namespace, pod.Name, err)
+		}
+	}
 	return nil
 }
 

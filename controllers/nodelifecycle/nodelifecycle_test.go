@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
@@ -75,7 +76,17 @@ func TestReconcileMarksSilentNodeUnknownAndTaintsIt(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "n1", Namespace: corev1.NamespaceNodeLease},
 		Spec:       coordinationv1.LeaseSpec{RenewTime: &renew},
 	}
-	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(node, lease).WithStatusSubresource(&corev1.Node{}).Build()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"},
+		Spec:       corev1.PodSpec{NodeName: "n1"},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue},
+		}},
+	}
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(node, lease, pod).
+		WithStatusSubresource(&corev1.Node{}, &corev1.Pod{}).
+		WithIndex(&corev1.Pod{}, podNodeNameIndex, func(obj client.Object) []string { return []string{obj.(*corev1.Pod).Spec.NodeName} }).
+		Build()
 	now := start
 	r := &Reconciler{Client: c, GracePeriod: 3 * time.Second, now: func() time.Time { return now }, observed: map[string]heartbeat{}}
 	req := reconcile.Request{NamespacedName: types.NamespacedName{Name: "n1"}}
@@ -101,5 +112,12 @@ func TestReconcileMarksSilentNodeUnknownAndTaintsIt(t *testing.T) {
 	}
 	if len(got.Spec.Taints) != 2 || got.Spec.Taints[1].Key != corev1.TaintNodeUnreachable || got.Spec.Taints[1].TimeAdded == nil {
 		t.Fatalf("taints = %+v", got.Spec.Taints)
+	}
+	gotPod := &corev1.Pod{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(pod), gotPod); err != nil {
+		t.Fatal(err)
+	}
+	if c := gotPod.Status.Conditions[0]; c.Status != corev1.ConditionFalse || c.Reason != "NodeNotReady" {
+		t.Fatalf("pod Ready condition = %+v, want False with reason NodeNotReady", c)
 	}
 }

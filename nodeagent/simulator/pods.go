@@ -99,6 +99,12 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		return reconcile.Result{}, nil
 	}
+	if r.sim.isSilenced(node) {
+		// A node that lost its network reports nothing about its pods;
+		// the control plane's view of them (NotReady) stands. Deletions
+		// above still complete, so evicted pods do not linger.
+		return reconcile.Result{}, nil
+	}
 	ip, err := r.sim.allocateIP(node, req.NamespacedName, pod.Status.PodIP)
 	if err != nil {
 		return reconcile.Result{}, err

@@ -29,8 +29,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 )
 
 // TypeLabel marks simulated nodes, so tests and users can select them.
@@ -96,6 +99,9 @@ type Simulator struct {
 	// network would.
 	silenced map[string]bool
 	ipam     map[string]*podIPs
+	// resync carries the pods of a node that came back, so their status
+	// is reported again.
+	resync chan event.GenericEvent
 	// nodes reads the simulated Nodes from the pod manager's cache, so a
 	// heartbeat costs no extra request unless a node needs its status
 	// fixed.
@@ -129,7 +135,7 @@ func New(cfg Config) (*Simulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulator: building clientset: %w", err)
 	}
-	s := &Simulator{cfg: cfg, clientset: cs, index: map[string]int{}, silenced: map[string]bool{}, ipam: map[string]*podIPs{}}
+	s := &Simulator{cfg: cfg, clientset: cs, index: map[string]int{}, silenced: map[string]bool{}, ipam: map[string]*podIPs{}, resync: make(chan event.GenericEvent, 64)}
 	for i := range cfg.Nodes {
 		name := fmt.Sprintf("%s%d", cfg.NamePrefix, i)
 		s.names = append(s.names, name)
@@ -143,12 +149,18 @@ func (s *Simulator) NodeNames() []string {
 	return append([]string(nil), s.names...)
 }
 
-// StopHeartbeats makes node stop renewing its Lease, so the node
-// lifecycle controller sees it go silent; its pods keep their status.
+// StopHeartbeats makes node stop renewing its Lease and reporting its
+// pods' status, so the node lifecycle controller sees it go silent.
 func (s *Simulator) StopHeartbeats(node string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.silenced[node] = true
+}
+
+func (s *Simulator) isSilenced(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.silenced[node]
 }
 
 // ResumeHeartbeats undoes StopHeartbeats.
@@ -200,6 +212,7 @@ func (s *Simulator) podManager() (manager.Manager, error) {
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("simulated-pods").
 		For(&corev1.Pod{}).
+		WatchesRawSource(source.Channel(s.resync, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 16}).
 		Complete(r)
 	if err != nil {
@@ -306,8 +319,25 @@ func (s *Simulator) reassertReady(ctx context.Context, name string) error {
 		}
 	}
 	node.Status.Conditions = healthyConditions(metav1.Now())
-	if _, err := s.clientset.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil && !apierrors.IsConflict(err) {
+	if _, err := s.clientset.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsConflict(err) {
+			return nil
+		}
 		return fmt.Errorf("reporting node %s ready: %w", name, err)
+	}
+	var pods corev1.PodList
+	if err := s.nodes.List(ctx, &pods); err != nil {
+		return fmt.Errorf("listing pods to resync on node %s: %w", name, err)
+	}
+	for i := range pods.Items {
+		if pods.Items[i].Spec.NodeName != name {
+			continue
+		}
+		select {
+		case s.resync <- event.GenericEvent{Object: &pods.Items[i]}:
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	return nil
 }

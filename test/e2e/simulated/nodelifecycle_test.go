@@ -45,6 +45,22 @@ func TestSilentNodeIsTaintedAndEvicted(t *testing.T) {
 		t.Fatalf("listing running pods: %v (%d pods)", err, len(pods))
 	}
 	silent := pods[0].Spec.NodeName
+	// A pod that tolerates unreachable nodes for good stays, NotReady,
+	// and is Ready again once its node is back.
+	pinned := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "pinned", Namespace: ns},
+		Spec: corev1.PodSpec{
+			NodeName:   silent,
+			Containers: []corev1.Container{{Name: "c", Image: "c"}},
+			Tolerations: []corev1.Toleration{{
+				Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute,
+			}},
+		},
+	}
+	if _, err := cluster.clientset.CoreV1().Pods(ns).Create(t.Context(), pinned, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "pinned pod ready", podReadyIs(ns, "pinned", true))
 
 	cluster.sim.StopHeartbeats(silent)
 	t.Cleanup(func() {
@@ -96,6 +112,20 @@ func TestSilentNodeIsTaintedAndEvicted(t *testing.T) {
 		}
 		return len(running) == int(replicas), nil
 	})
+	eventually(t, 10*time.Second, "pinned pod NotReady on the silent node", podReadyIs(ns, "pinned", false))
+
+	cluster.sim.ResumeHeartbeats(silent)
+	eventually(t, 30*time.Second, "pinned pod Ready again", podReadyIs(ns, "pinned", true))
+}
+
+func podReadyIs(ns, name string, ready bool) func(ctx context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		pod, err := cluster.clientset.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return isReady(pod) == ready, nil
+	}
 }
 
 func nodeReadyStatus(node *corev1.Node) corev1.ConditionStatus {
