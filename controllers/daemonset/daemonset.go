@@ -19,15 +19,12 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/util/workqueue"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -64,7 +61,7 @@ func SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("daemonset").
 		For(&appsv1.DaemonSet{}).
-		Watches(&corev1.Pod{}, r.podHandler()).
+		Watches(&corev1.Pod{}, workload.OwnedPodHandler(controllerKind, r.expectations)).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allDaemonSets)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
@@ -347,40 +344,4 @@ func (r *Reconciler) podsByNode(ctx context.Context, ds *appsv1.DaemonSet) (map[
 		byNode[node] = append(byNode[node], pod)
 	}
 	return byNode, nil
-}
-
-// podHandler enqueues the DaemonSet that controls a pod and feeds
-// expectations.
-func (r *Reconciler) podHandler() handler.EventHandler {
-	enqueue := func(pod *corev1.Pod, q workqueue.TypedRateLimitingInterface[reconcile.Request]) (reconcile.Request, bool) {
-		ref := workload.ControllerRef(pod)
-		if ref == nil || ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
-			return reconcile.Request{}, false
-		}
-		req := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: ref.Name}}
-		q.Add(req)
-		return req, true
-	}
-	return handler.Funcs{
-		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if req, ok := enqueue(e.Object.(*corev1.Pod), q); ok {
-				r.expectations.CreationObserved(req.String())
-			}
-		},
-		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			pod := e.ObjectNew.(*corev1.Pod)
-			if req, ok := enqueue(pod, q); ok && pod.DeletionTimestamp != nil {
-				r.expectations.DeletionObserved(req.String(), pod.Name)
-			}
-		},
-		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			pod, ok := e.Object.(*corev1.Pod)
-			if !ok {
-				return
-			}
-			if req, ok := enqueue(pod, q); ok {
-				r.expectations.DeletionObserved(req.String(), pod.Name)
-			}
-		},
-	}
 }
