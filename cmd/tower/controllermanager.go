@@ -33,18 +33,9 @@ Lease.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signalContext(cmd.Context())
-			defer stop()
-			cfg, err := restConfig(kubeconfig)
-			if err != nil {
-				return err
-			}
-			ctx = withControllerLogger(ctx)
-			mgr, err := manager.NewControllerManager(cfg, o)
-			if err != nil {
-				return err
-			}
-			return mgr.Start(ctx)
+			return runManager(cmd.Context(), kubeconfig, func(cfg *rest.Config) (ctrl.Manager, error) {
+				return manager.NewControllerManager(cfg, o)
+			})
 		},
 	}
 	fs := cmd.Flags()
@@ -84,6 +75,23 @@ func withControllerLogger(ctx context.Context) context.Context {
 	logger := klog.Background()
 	ctrl.SetLogger(logger)
 	return logr.NewContext(ctx, logger)
+}
+
+// runManager runs the manager build makes from --kubeconfig until a
+// signal arrives.
+func runManager(ctx context.Context, kubeconfig string, build func(*rest.Config) (ctrl.Manager, error)) error {
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx = withControllerLogger(ctx)
+	mgr, err := build(cfg)
+	if err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
 }
 
 // controlPlaneOptions are what `tower up` runs next to the API server.

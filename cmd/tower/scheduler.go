@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"tower.dev/tower/controllers/manager"
 )
@@ -19,18 +21,9 @@ kube-system/kube-scheduler Lease.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signalContext(cmd.Context())
-			defer stop()
-			cfg, err := restConfig(kubeconfig)
-			if err != nil {
-				return err
-			}
-			ctx = withControllerLogger(ctx)
-			mgr, err := manager.NewScheduler(cfg, o)
-			if err != nil {
-				return err
-			}
-			return mgr.Start(ctx)
+			return runManager(cmd.Context(), kubeconfig, func(cfg *rest.Config) (ctrl.Manager, error) {
+				return manager.NewScheduler(cfg, o)
+			})
 		},
 	}
 	fs := cmd.Flags()
