@@ -326,20 +326,8 @@ func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, out runtim
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("update %s: %w", key, err)
 		}
-		staleRev := state.rev
 		refresh := func(cause error) error {
-			if stateIsCurrent {
-				return cause
-			}
-			fresh, err := s.readState(ctx, key, ignoreNotFound)
-			if err != nil {
-				return err
-			}
-			state, stateIsCurrent = fresh, true
-			if fresh.rev == staleRev {
-				return cause
-			}
-			return nil
+			return s.refreshStale(ctx, key, ignoreNotFound, &state, &stateIsCurrent, cause)
 		}
 
 		if err := preconditions.check(key, state.obj); err != nil {
@@ -397,6 +385,26 @@ func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, out runtim
 	}
 }
 
+// refreshStale re-reads the state an update or delete decided on when that
+// state was the watch cache's copy: it returns cause when the state was
+// already current or etcd holds the same revision (the decision stands),
+// and nil when the caller should decide again on the fresh state.
+func (s *etcdStore) refreshStale(ctx context.Context, key string, ignoreNotFound bool, state **objState, isCurrent *bool, cause error) error {
+	if *isCurrent {
+		return cause
+	}
+	staleRev := (*state).rev
+	fresh, err := s.readState(ctx, key, ignoreNotFound)
+	if err != nil {
+		return err
+	}
+	*state, *isCurrent = fresh, true
+	if fresh.rev == staleRev {
+		return cause
+	}
+	return nil
+}
+
 // encodeKeepingVersion encodes obj as stored and then restores its
 // resourceVersion.
 func (s *etcdStore) encodeKeepingVersion(obj runtime.Object, rev int64) ([]byte, error) {
@@ -428,20 +436,8 @@ func (s *etcdStore) Delete(ctx context.Context, key string, out runtime.Object, 
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("delete %s: %w", key, err)
 		}
-		staleRev := state.rev
 		refresh := func(cause error) error {
-			if stateIsCurrent {
-				return cause
-			}
-			fresh, err := s.readState(ctx, key, false)
-			if err != nil {
-				return err
-			}
-			state, stateIsCurrent = fresh, true
-			if fresh.rev == staleRev {
-				return cause
-			}
-			return nil
+			return s.refreshStale(ctx, key, false, &state, &stateIsCurrent, cause)
 		}
 
 		if err := preconditions.check(key, state.obj); err != nil {
