@@ -80,6 +80,21 @@ func SetImpersonatedUser(r *http.Request, user authnv1.UserInfo) {
 	}
 }
 
+// AddAnnotations adds annotations (admission decisions) to the audit
+// event of the request ctx belongs to; without an event it does nothing.
+func AddAnnotations(ctx context.Context, annotations map[string]string) {
+	ev, ok := ctx.Value(eventKey{}).(*auditv1.Event)
+	if !ok || len(annotations) == 0 {
+		return
+	}
+	if ev.Annotations == nil {
+		ev.Annotations = map[string]string{}
+	}
+	for k, v := range annotations {
+		ev.Annotations[k] = v
+	}
+}
+
 // maxCapturedBody bounds the request and response bodies copied into
 // events.
 const maxCapturedBody = 3 << 20

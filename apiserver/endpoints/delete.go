@@ -112,7 +112,11 @@ func (q *request) deleteObject(ctx context.Context, name string, options *metav1
 		if err := checkPreconditions(current, options.Preconditions); err != nil {
 			return nil, err
 		}
-		if err := q.admit(ctx, admission.Delete, nil, current, dryRun); err != nil {
+		attrs, err := q.admit(ctx, admission.Delete, nil, current, dryRun)
+		if err != nil {
+			return nil, err
+		}
+		if err := q.validateAdmission(ctx, attrs); err != nil {
 			return nil, err
 		}
 		obj := current.DeepCopyObject()

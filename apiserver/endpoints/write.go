@@ -14,10 +14,12 @@ import (
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"tower.dev/tower/apiserver/admission"
+	"tower.dev/tower/apiserver/audit"
 	"tower.dev/tower/apiserver/storage"
 )
 
@@ -88,11 +90,15 @@ func (q *request) createObject(ctx context.Context, obj runtime.Object, opts wri
 	objMeta.SetGeneration(0)
 	objMeta.SetSelfLink("")
 	q.Resource.Strategy.PrepareForCreate(ctx, obj)
-	if err := q.admit(ctx, admission.Create, obj, nil, dryRun); err != nil {
+	attrs, err := q.admit(ctx, admission.Create, obj, nil, dryRun)
+	if err != nil {
 		return nil, err
 	}
 	if errs := q.Resource.Strategy.Validate(ctx, obj); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(q.Resource.GroupVersionKind().GroupKind(), objMeta.GetName(), errs)
+	}
+	if err := q.validateAdmission(ctx, attrs); err != nil {
+		return nil, err
 	}
 	if dryRun {
 		return obj, nil
@@ -104,17 +110,17 @@ func (q *request) createObject(ctx context.Context, obj runtime.Object, opts wri
 	return out, nil
 }
 
-func (q *request) admit(ctx context.Context, op admission.Operation, obj, old runtime.Object, dryRun bool) error {
-	if q.scope.Admission == nil {
-		return nil
-	}
+// admit runs the mutating half of admission; validateAdmission runs the
+// validating half once the object passed validation. Both return the
+// attributes so that the second half sees what the first changed.
+func (q *request) admit(ctx context.Context, op admission.Operation, obj, old runtime.Object, dryRun bool) (*admission.Attributes, error) {
 	name := q.info.Name
 	if obj != nil {
 		if m, err := meta.Accessor(obj); err == nil {
 			name = m.GetName()
 		}
 	}
-	return q.scope.Admission.Admit(ctx, &admission.Attributes{
+	attrs := &admission.Attributes{
 		Operation:   op,
 		Resource:    q.Resource,
 		Subresource: q.info.Subresource,
@@ -123,7 +129,41 @@ func (q *request) admit(ctx context.Context, op admission.Operation, obj, old ru
 		Object:      obj,
 		OldObject:   old,
 		DryRun:      dryRun,
-	})
+	}
+	if q.scope.Admission == nil {
+		return attrs, nil
+	}
+	err := q.scope.Admission.Admit(ctx, attrs)
+	q.reportAdmission(ctx, attrs)
+	return attrs, err
+}
+
+func (q *request) validateAdmission(ctx context.Context, attrs *admission.Attributes) error {
+	if q.scope.Admission == nil {
+		return nil
+	}
+	err := q.scope.Admission.Validate(ctx, attrs)
+	q.reportAdmission(ctx, attrs)
+	return err
+}
+
+// reportAdmission passes the plugins' warnings to the client (once each,
+// though an update's admission may run again on a conflict) and their
+// annotations to the audit event.
+func (q *request) reportAdmission(ctx context.Context, attrs *admission.Attributes) {
+	sent := map[string]bool{}
+	for _, h := range q.w.Header().Values("Warning") {
+		sent[h] = true
+	}
+	for _, warning := range attrs.Warnings() {
+		header, err := utilnet.NewWarningHeader(299, "-", warning)
+		if err != nil || sent[header] {
+			continue
+		}
+		sent[header] = true
+		q.w.Header().Add("Warning", header)
+	}
+	audit.AddAnnotations(ctx, attrs.Annotations())
 }
 
 // decodeWrite decodes the body of a create or update, passes decoding
@@ -328,7 +368,8 @@ func (q *request) updateObject(ctx context.Context, newState newStateFunc, dryRu
 		default:
 			q.Resource.Strategy.PrepareForUpdate(ctx, obj, current)
 		}
-		if err := q.admit(ctx, admission.Update, obj, current, dryRun); err != nil {
+		attrs, err := q.admit(ctx, admission.Update, obj, current, dryRun)
+		if err != nil {
 			return nil, err
 		}
 		var errs field.ErrorList
@@ -339,6 +380,9 @@ func (q *request) updateObject(ctx context.Context, newState newStateFunc, dryRu
 		}
 		if len(errs) > 0 {
 			return nil, apierrors.NewInvalid(q.Resource.GroupVersionKind().GroupKind(), q.info.Name, errs)
+		}
+		if err := q.validateAdmission(ctx, attrs); err != nil {
+			return nil, err
 		}
 		if dryRun {
 			return nil, errDryRun{obj: obj}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,14 +75,24 @@ func (a *api) ensure(ctx context.Context, e *endpoints.Endpoint, obj runtime.Obj
 	return nil
 }
 
-// admission is the admission chain in kube-apiserver's order.
-func (a *api) admission() admission.Interface {
+// admission is the admission chain in kube-apiserver's order (its
+// AllOrderedPlugins), narrowed by --enable-admission-plugins and
+// --disable-admission-plugins.
+func (a *api) admission(log logr.Logger) (admission.Interface, error) {
 	namespaces := a.byGVR[corev1.SchemeGroupVersion.WithResource("namespaces")]
-	return admission.Chain{
-		&admission.NamespaceLifecycle{Namespaces: namespaces.Store, KeyPrefix: namespaces.KeyPrefix},
-		&admission.RBACEscalation{Authorizer: a.security.authorizer, Rules: a.security.rules, Policy: a.security.policy},
-		a.services,
+	chain := admission.Chain{
+		{Name: "NamespaceLifecycle", Impl: &admission.NamespaceLifecycle{Namespaces: namespaces.Store, KeyPrefix: namespaces.KeyPrefix}},
+		{Name: "RBACEscalation", Builtin: true, Impl: &admission.RBACEscalation{Authorizer: a.security.authorizer, Rules: a.security.rules, Policy: a.security.policy}},
+		{Name: "ServiceIPAllocation", Builtin: true, Impl: a.services},
 	}
+	selected, unknown, err := chain.Select(a.options.EnableAdmissionPlugins, a.options.DisableAdmissionPlugins)
+	if err != nil {
+		return nil, err
+	}
+	if len(unknown) > 0 {
+		log.Info("admission plugins Tower does not implement are ignored", "plugins", unknown)
+	}
+	return selected, nil
 }
 
 func newServiceAllocator(o *Options, services *endpoints.Endpoint) (*admission.ServiceAllocator, error) {

@@ -30,12 +30,16 @@ var anonymousPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz"
 
 // handler is the request chain: panic recovery, metrics, authentication,
 // impersonation, in-flight limits, authorization, timeouts, then routing.
-func (a *api) handler() (http.Handler, error) {
+func (a *api) handler(log logr.Logger) (http.Handler, error) {
+	admit, err := a.admission(log)
+	if err != nil {
+		return nil, err
+	}
 	scope := &endpoints.Scope{
 		Codecs:            a.codecs,
 		MaxBodyBytes:      a.options.MaxRequestBodyBytes,
 		MinRequestTimeout: time.Duration(a.options.MinRequestTimeout) * time.Second,
-		Admission:         a.admission(),
+		Admission:         admit,
 		Parameters:        runtime.NewParameterCodec(a.scheme),
 		Scheme:            a.scheme,
 		TypeConverter:     a.typeConverter,

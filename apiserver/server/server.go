@@ -85,7 +85,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	requestCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
-	handler, err := api.handler()
+	handler, err := api.handler(log)
 	if err != nil {
 		return fmt.Errorf("handler: %w", err)
 	}
