@@ -50,11 +50,24 @@ type podWorker struct {
 	removed bool
 
 	// The fields below belong to the run goroutine.
-	sandbox    *podnet.Sandbox
-	podIP      string
-	records    map[string]*containerRecord
-	startTime  *metav1.Time
+	sandbox   *podnet.Sandbox
+	podIP     string
+	records   map[string]*containerRecord
+	startTime *metav1.Time
+	// initialized is set once the init containers have all completed
+	// (sidecars: started); sidecars restarting later do not undo it.
+	initialized bool
+	// failure is why the agent failed the pod (activeDeadlineSeconds).
+	failure *podFailure
+	// final is the status of a pod finished on this node, reported until
+	// the API server has it.
+	final      *corev1.PodStatus
 	terminated bool
+}
+
+// podFailure is the reason and message of a pod the agent failed.
+type podFailure struct {
+	reason, message string
 }
 
 // containerRecord is what the agent knows of one container of the pod.
@@ -115,6 +128,9 @@ func (w *podWorker) run(ctx context.Context) {
 	pod, _ := w.snapshot()
 	log := logr.FromContextOrDiscard(ctx).WithValues("pod", pod.Namespace+"/"+pod.Name, "podUID", pod.UID)
 	ctx = logr.NewContext(ctx, log)
+	// A pod initialized before this agent (re)started does not wait for
+	// its sidecars again.
+	w.initialized = podConditionTrue(pod, corev1.PodInitialized)
 	if err := w.adopt(ctx, pod); err != nil {
 		log.Error(err, "adopting existing containers")
 	}
@@ -221,7 +237,10 @@ func (w *podWorker) recordExit(e containerExit) {
 		finished = time.Now()
 	}
 	reason := "Completed"
-	if e.exit.Code != 0 {
+	switch {
+	case e.exit.OOMKilled:
+		reason = "OOMKilled"
+	case e.exit.Code != 0:
 		reason = "Error"
 	}
 	started := rec.state.Running.StartedAt
@@ -254,12 +273,15 @@ func (w *podWorker) sync(ctx context.Context, pod *corev1.Pod, removed bool) (do
 		return w.finish(ctx, pod, removed)
 	}
 	if w.terminated {
-		return false, nil
+		if w.final == nil {
+			return false, nil
+		}
+		return false, w.writeStatus(ctx, pod, *w.final)
 	}
 	if phase := pod.Status.Phase; phase == corev1.PodSucceeded || phase == corev1.PodFailed {
 		// Finished before this agent (re)started: never run it again.
 		w.terminated = true
-		return false, errors.Join(w.stopAll(ctx, 0), w.teardownNetwork(ctx, pod))
+		return false, errors.Join(w.stopAll(ctx, pod, 0), w.teardownNetwork(ctx, pod))
 	}
 	if w.startTime == nil {
 		if pod.Status.StartTime != nil {
@@ -267,6 +289,12 @@ func (w *podWorker) sync(ctx context.Context, pod *corev1.Pod, removed bool) (do
 		} else {
 			w.startTime = ptr.To(metaTime(time.Now()))
 		}
+	}
+	if w.deadlineExceeded(pod, time.Now()) {
+		logr.FromContextOrDiscard(ctx).Info("pod exceeded its active deadline, killing it")
+		w.agent.recorder.Event(pod, corev1.EventTypeWarning, reasonDeadlineExceeded, messageDeadlineExceeded)
+		w.failure = &podFailure{reason: reasonDeadlineExceeded, message: messageDeadlineExceeded}
+		return false, w.complete(ctx, pod)
 	}
 	var errs []error
 	if w.sandbox == nil {
@@ -284,21 +312,48 @@ func (w *podWorker) sync(ctx context.Context, pod *corev1.Pod, removed bool) (do
 	}
 	status := w.status(pod)
 	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
-		// A pod that has finished for good frees its network and
-		// containers; its status stays for whoever reads it.
-		errs = append(errs, w.stopAll(ctx, 0), w.teardownNetwork(ctx, pod))
-		w.terminated = true
+		errs = append(errs, w.complete(ctx, pod))
+		return false, errors.Join(errs...)
 	}
 	errs = append(errs, w.writeStatus(ctx, pod, status))
 	return false, errors.Join(errs...)
 }
 
-// runContainers runs the init containers one after another, then the
-// containers.
+// complete ends a pod that has finished for good (its containers are done,
+// or the agent failed it): what still runs, the sidecars say, is stopped,
+// the network freed, and the final status reported; it stays for whoever
+// reads it.
+func (w *podWorker) complete(ctx context.Context, pod *corev1.Pod) error {
+	if err := w.stopAll(ctx, pod, gracePeriod(pod)); err != nil {
+		return err
+	}
+	if err := w.teardownNetwork(ctx, pod); err != nil {
+		return err
+	}
+	status := w.status(pod)
+	w.final = &status
+	w.terminated = true
+	return w.writeStatus(ctx, pod, status)
+}
+
+// runContainers runs the init containers one after another (a sidecar
+// counts as done once it has started), then the containers. Sidecars are
+// restarted whenever they exit, also after initialization.
 func (w *podWorker) runContainers(ctx context.Context, pod *corev1.Pod) error {
+	var errs []error
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		rec := w.record(c.Name)
+		if isSidecar(c) {
+			errs = append(errs, w.ensureContainer(ctx, pod, c, corev1.RestartPolicyAlways))
+			if !w.initialized && !sidecarStarted(c, rec) {
+				return errors.Join(errs...)
+			}
+			continue
+		}
+		if w.initialized {
+			continue
+		}
 		if t := rec.state.Terminated; t != nil && t.ExitCode == 0 {
 			continue
 		}
@@ -306,9 +361,9 @@ func (w *podWorker) runContainers(ctx context.Context, pod *corev1.Pod) error {
 		if policy == corev1.RestartPolicyAlways {
 			policy = corev1.RestartPolicyOnFailure
 		}
-		return w.ensureContainer(ctx, pod, c, policy)
+		return errors.Join(append(errs, w.ensureContainer(ctx, pod, c, policy))...)
 	}
-	var errs []error
+	w.initialized = true
 	for i := range pod.Spec.Containers {
 		errs = append(errs, w.ensureContainer(ctx, pod, &pod.Spec.Containers[i], pod.Spec.RestartPolicy))
 	}
@@ -440,6 +495,7 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *core
 	rec.startup, rec.liveness, rec.readiness = probeState{}, probeState{ok: true}, probeState{}
 	w.forwardExit(ctx, c.Name, id, exits)
 	logr.FromContextOrDiscard(ctx).V(2).Info("started container", "container", c.Name, "id", id, "restartCount", restartCount)
+	w.runPostStart(ctx, pod, c, rec)
 	return nil
 }
 
@@ -479,7 +535,7 @@ func (w *podWorker) finish(ctx context.Context, pod *corev1.Pod, removed bool) (
 	if removed {
 		grace = 0
 	}
-	if err := w.stopAll(ctx, grace); err != nil {
+	if err := w.stopAll(ctx, pod, grace); err != nil {
 		return false, err
 	}
 	var errs []error
@@ -532,44 +588,6 @@ func finalPhase(status corev1.PodStatus) corev1.PodPhase {
 		return status.Phase
 	}
 	return corev1.PodSucceeded
-}
-
-// stopAll stops every running container of the pod at once, each with the
-// grace period.
-func (w *podWorker) stopAll(ctx context.Context, grace time.Duration) error {
-	var wg sync.WaitGroup
-	errs := make([]error, 0, len(w.records))
-	var mu sync.Mutex
-	for _, rec := range w.records {
-		if rec.id == "" || rec.state.Running == nil {
-			continue
-		}
-		id := rec.id
-		wg.Go(func() {
-			err := w.agent.runtime.Stop(ctx, id, grace)
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	// The exits of what was just stopped are in flight; wait for them so
-	// the final status shows the containers terminated.
-	deadline := time.After(5 * time.Second)
-	for w.anyRunning() {
-		select {
-		case e := <-w.exits:
-			w.recordExit(e)
-		case <-deadline:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }
 
 func (w *podWorker) anyRunning() bool {

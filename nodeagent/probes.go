@@ -62,8 +62,7 @@ func (s *probeState) due(p *corev1.Probe, started, now time.Time) bool {
 // restarts the container, readiness decides its ready flag.
 func (w *podWorker) runProbes(ctx context.Context, pod *corev1.Pod) {
 	now := time.Now()
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+	for _, c := range longRunningContainers(pod) {
 		rec, ok := w.records[c.Name]
 		if !ok || rec.state.Running == nil {
 			continue
@@ -100,21 +99,11 @@ func (w *podWorker) killForProbe(ctx context.Context, pod *corev1.Pod, c *corev1
 		grace = time.Duration(*p.TerminationGracePeriodSeconds) * time.Second
 	}
 	logr.FromContextOrDiscard(ctx).Info("probe failed, restarting container", "container", c.Name, "probe", kind)
-	if err := w.agent.runtime.Stop(ctx, rec.id, grace); err != nil {
+	if err := w.stopContainer(ctx, pod, c, rec, grace); err != nil {
 		logr.FromContextOrDiscard(ctx).Error(err, "stopping container after failed probe", "container", c.Name)
 		return
 	}
-	deadline := time.After(5 * time.Second)
-	for rec.state.Running != nil {
-		select {
-		case e := <-w.exits:
-			w.recordExit(e)
-		case <-deadline:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
+	w.awaitExit(ctx, rec)
 }
 
 // probe runs one check and reports success.
@@ -131,7 +120,7 @@ func (w *podWorker) probe(ctx context.Context, pod *corev1.Pod, c *corev1.Contai
 			err = fmt.Errorf("exit code %d", code)
 		}
 	case p.HTTPGet != nil:
-		err = w.httpProbe(ctx, pod, c, p.HTTPGet)
+		err = w.httpGet(ctx, pod, c, p.HTTPGet)
 	case p.TCPSocket != nil:
 		var port int
 		if port, err = resolvePort(p.TCPSocket.Port, c); err == nil {
@@ -159,7 +148,9 @@ func probeHost(host, podIP string) string {
 	return podIP
 }
 
-func (w *podWorker) httpProbe(ctx context.Context, pod *corev1.Pod, c *corev1.Container, action *corev1.HTTPGetAction) error {
+// httpGet sends the GET of an httpGet probe or hook and fails on an
+// answer outside 200-399.
+func (w *podWorker) httpGet(ctx context.Context, pod *corev1.Pod, c *corev1.Container, action *corev1.HTTPGetAction) error {
 	port, err := resolvePort(action.Port, c)
 	if err != nil {
 		return err
@@ -197,7 +188,7 @@ func (w *podWorker) httpProbe(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-		return fmt.Errorf("HTTP probe %s: %s", url, resp.Status)
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return nil
 }

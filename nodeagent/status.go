@@ -45,12 +45,23 @@ func (w *podWorker) status(pod *corev1.Pod) corev1.PodStatus {
 	}
 	status.InitContainerStatuses = w.containerStatuses(pod.Spec.InitContainers, pod.Status.InitContainerStatuses)
 	status.ContainerStatuses = w.containerStatuses(pod.Spec.Containers, pod.Status.ContainerStatuses)
-	initialized := allInitialized(status.InitContainerStatuses)
+	initialized := w.initialized || allInitialized(status.InitContainerStatuses)
 	status.Phase = podPhase(pod.Spec.RestartPolicy, initialized, status.ContainerStatuses)
+	if w.failure != nil {
+		status.Phase = corev1.PodFailed
+		status.Reason = w.failure.reason
+		status.Message = w.failure.message
+	}
 
 	containersReady := len(status.ContainerStatuses) > 0
 	for _, cs := range status.ContainerStatuses {
 		containersReady = containersReady && cs.Ready
+	}
+	// Sidecars serve the containers: the pod is ready only with them.
+	for i, cs := range status.InitContainerStatuses {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			containersReady = containersReady && cs.Ready
+		}
 	}
 	// A pod whose containers all finished for good is not ready, whatever
 	// they were.
@@ -89,6 +100,15 @@ func (w *podWorker) status(pod *corev1.Pod) corev1.PodStatus {
 	}
 	status.Conditions = conditions
 	return status
+}
+
+func podConditionTrue(pod *corev1.Pod, t corev1.PodConditionType) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == t {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }
 
 func hasCondition(conditions []corev1.PodCondition, t corev1.PodConditionType) bool {

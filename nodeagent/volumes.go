@@ -143,15 +143,6 @@ func (w *podWorker) downwardAPIFiles(pod *corev1.Pod, items []corev1.DownwardAPI
 	return nil
 }
 
-func containerNamed(pod *corev1.Pod, name string) *corev1.Container {
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i]
-		}
-	}
-	return nil
-}
-
 // tokenFile asks the API server for a token bound to the pod.
 func (w *podWorker) tokenFile(ctx context.Context, pod *corev1.Pod, source *corev1.ServiceAccountTokenProjection, mode os.FileMode, files map[string]projectedFile) error {
 	account := pod.Spec.ServiceAccountName

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -248,6 +249,9 @@ type Exit struct {
 	Code int32
 	At   time.Time
 	Err  error
+	// OOMKilled is set when the kernel's OOM killer killed a process of
+	// the container.
+	OOMKilled bool
 }
 
 // Start runs the container's process with its output appended to logPath
@@ -320,6 +324,12 @@ func (r *Runtime) wait(ctx context.Context, task client.Task) (<-chan Exit, erro
 	if err != nil {
 		return nil, fmt.Errorf("waiting for %s: %w", task.ID(), err)
 	}
+	// The cgroup outlives the process until the task is deleted, so its
+	// OOM counter is still readable when the exit arrives.
+	cgroup := ""
+	if spec, err := task.Spec(ctx); err == nil && spec.Linux != nil {
+		cgroup = spec.Linux.CgroupsPath
+	}
 	exits := make(chan Exit, 1)
 	go func() {
 		status, ok := <-statusC
@@ -327,9 +337,45 @@ func (r *Runtime) wait(ctx context.Context, task client.Task) (<-chan Exit, erro
 			return
 		}
 		code, at, err := status.Result()
-		exits <- Exit{Code: int32(code), At: at, Err: err}
+		exits <- Exit{Code: int32(code), At: at, Err: err, OOMKilled: oomKilled(cgroup)}
 	}()
 	return exits, nil
+}
+
+// cgroupRoot is where the host mounts its cgroup hierarchies.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// oomKilled reports whether the OOM killer killed a process in the
+// cgroup: memory.oom_control of the v1 memory controller, or
+// memory.events of a unified (v2) hierarchy.
+func oomKilled(cgroupsPath string) bool {
+	if cgroupsPath == "" || strings.Contains(cgroupsPath, ":") {
+		return false
+	}
+	for _, file := range []string{
+		filepath.Join(cgroupRoot, "memory", cgroupsPath, "memory.oom_control"),
+		filepath.Join(cgroupRoot, cgroupsPath, "memory.events"),
+	} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		return oomKillCount(string(data)) > 0
+	}
+	return false
+}
+
+// oomKillCount reads the oom_kill line of memory.oom_control or
+// memory.events.
+func oomKillCount(content string) int64 {
+	for line := range strings.Lines(content) {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if ok && key == "oom_kill" {
+			n, _ := strconv.ParseInt(value, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 func (r *Runtime) task(ctx context.Context, id string) (client.Task, error) {
