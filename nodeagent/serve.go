@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -16,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"tower.dev/tower/nodeagent/containers"
+	"tower.dev/tower/nodeagent/podnet"
 	"tower.dev/tower/nodeagent/server"
 )
 
@@ -37,6 +40,7 @@ func (a *Agent) newServer() (net.Listener, *server.Server, error) {
 		ClientCAs:   clientCAs,
 		Containers:  a,
 		Exec:        a,
+		PortForward: a,
 		Authorizer:  a,
 	})
 	if err != nil {
@@ -104,6 +108,48 @@ func (a *Agent) ExecInContainer(ctx context.Context, podUID, container string, r
 	return a.runtime.ExecAttached(ctx, containerID(podUID, container, int32(restartCount)), execID, cmd, containers.ExecStreams{
 		Stdin: streams.Stdin, Stdout: streams.Stdout, Stderr: streams.Stderr, TTY: streams.TTY, Resize: streams.Resize,
 	})
+}
+
+// PortForward connects stream to port on loopback inside the pod's
+// network namespace, for the server's /portForward. The client's end of
+// its data closes the write half of the connection, so that the pod sees
+// end of file and still answers; the forward ends when the pod's side
+// does.
+func (a *Agent) PortForward(ctx context.Context, podUID string, port int32, stream io.ReadWriteCloser) error {
+	netnsPath, err := a.podNetNS(ctx, podUID)
+	if err != nil {
+		return err
+	}
+	conn, err := podnet.DialInPod(ctx, netnsPath, "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	go func() {
+		_, _ = io.Copy(conn, stream)
+		if tcp, ok := conn.(*net.TCPConn); ok {
+			_ = tcp.CloseWrite()
+		}
+	}()
+	if _, err := io.Copy(stream, conn); err != nil {
+		return fmt.Errorf("copying from port %d: %w", port, err)
+	}
+	return nil
+}
+
+// podNetNS finds the network namespace of a pod from the labels of its
+// containers.
+func (a *Agent) podNetNS(ctx context.Context, podUID string) (string, error) {
+	list, err := a.runtime.List(ctx, labelPodUID)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range list {
+		if c.Labels[labelPodUID] == podUID && c.Labels[labelNetNS] != "" {
+			return c.Labels[labelNetNS], nil
+		}
+	}
+	return "", fmt.Errorf("pod %s has no network namespace on this node", podUID)
 }
 
 // Authorize asks the API server, with a SubjectAccessReview, whether a

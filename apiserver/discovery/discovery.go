@@ -31,20 +31,24 @@ type Documents struct {
 
 // subresourceVerbs are the verbs of each served subresource.
 var subresourceVerbs = map[string][]string{
-	"status":   {"get", "patch", "update"},
-	"finalize": {"update"},
-	"binding":  {"create"},
-	"scale":    {"get", "patch", "update"},
-	"log":      {"get"},
-	"exec":     {"create", "get"},
+	"status":      {"get", "patch", "update"},
+	"finalize":    {"update"},
+	"binding":     {"create"},
+	"scale":       {"get", "patch", "update"},
+	"log":         {"get"},
+	"exec":        {"create", "get"},
+	"attach":      {"create", "get"},
+	"portforward": {"create", "get"},
 }
 
 // subresourceKinds are the kinds of subresources that do not return their
 // parent's kind; an empty group and version mean the parent's.
 var subresourceKinds = map[string]schema.GroupVersionKind{
-	"binding": {Kind: "Binding"},
-	"exec":    {Kind: "PodExecOptions"},
-	"scale":   {Group: "autoscaling", Version: "v1", Kind: "Scale"},
+	"binding":     {Kind: "Binding"},
+	"exec":        {Kind: "PodExecOptions"},
+	"attach":      {Kind: "PodAttachOptions"},
+	"portforward": {Kind: "PodPortForwardOptions"},
+	"scale":       {Group: "autoscaling", Version: "v1", Kind: "Scale"},
 }
 
 // New builds the documents for a catalog.
@@ -155,7 +159,7 @@ func subresources(r *registry.Resource) []string {
 		out = append(out, "finalize")
 	}
 	if r.Resource == "pods" && r.Group == "" {
-		out = append(out, "binding", "exec", "log")
+		out = append(out, "attach", "binding", "exec", "log", "portforward")
 	}
 	if r.Scale != nil {
 		out = append(out, "scale")

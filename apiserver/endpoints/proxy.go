@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/proxy"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	tunnel "k8s.io/apiserver/pkg/util/proxy"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"tower.dev/tower/apiserver/storage"
 )
@@ -37,7 +39,7 @@ var nodeAddressPreference = []corev1.NodeAddressType{
 }
 
 // NodeSubresources serves the pod subresources node agents answer,
-// pods/{name}/log and pods/{name}/exec, by proxying to the agent of the
+// pods/{name}/log, exec, attach and portforward, by proxying to the agent of the
 // pod's node, as kube-apiserver does with its --kubelet-* flags.
 type NodeSubresources struct {
 	Scope *Scope
@@ -86,19 +88,23 @@ func NewKubeletTransport(certFile, keyFile, caFile string) (http.RoundTripper, e
 	}, nil
 }
 
-// Serves reports whether info is a pods/{name}/log or exec request.
+// Serves reports whether info is a pods/{name}/log, exec, attach or
+// portforward request.
 func (p *NodeSubresources) Serves(info *RequestInfo) bool {
-	return (info.Subresource == "log" || info.Subresource == "exec") && info.Resource == "pods" && info.GroupVersion.Group == "" && info.GroupVersion.Version == "v1"
+	_, streaming := streamingSubresources[info.Subresource]
+	return (info.Subresource == "log" || streaming) && info.Resource == "pods" && info.GroupVersion.Group == "" && info.GroupVersion.Version == "v1"
 }
 
 // Serve answers GET pods/{name}/log by streaming the container's log from
-// the agent of the pod's node, and pods/{name}/exec (GET for WebSocket,
-// POST for SPDY) by proxying the upgraded connection to it.
+// the agent of the pod's node, and pods/{name}/exec, attach and
+// portforward (GET for WebSocket, POST for SPDY) by proxying the upgraded
+// connection to it.
 func (p *NodeSubresources) Serve(w http.ResponseWriter, r *http.Request, info *RequestInfo) {
 	q := &request{Endpoint: p.Pods, scope: p.Scope, info: info, w: w, r: r}
+	_, streaming := streamingSubresources[info.Subresource]
 	switch {
-	case info.Subresource == "exec" && (info.Verb == "get" || info.Verb == "create"):
-		p.exec(r.Context(), q)
+	case streaming && (info.Verb == "get" || info.Verb == "create"):
+		p.upgrade(r.Context(), q)
 	case info.Subresource == "log" && info.Verb == "get":
 		p.serve(r.Context(), q)
 	default:
@@ -390,9 +396,16 @@ func nodeError(code int, message string) error {
 	}
 }
 
-// exec proxies pods/{name}/exec to the node agent; the connection is
-// upgraded end to end (WebSocket or SPDY, whichever the client asked).
-func (p *NodeSubresources) exec(ctx context.Context, q *request) {
+// streamingSubresources are the pod subresources whose connections are
+// upgraded and proxied to the node agent, with the agent's path for each.
+var streamingSubresources = map[string]string{"exec": "/exec/", "attach": "/attach/", "portforward": "/portForward/"}
+
+// upgrade proxies pods/{name}/exec, attach and portforward to the node
+// agent; the connection is upgraded end to end (WebSocket or SPDY,
+// whichever the client asked). A WebSocket port-forward, kubectl's
+// default, tunnels SPDY frames: it is turned into a SPDY upgrade to the
+// agent, as kube-apiserver does.
+func (p *NodeSubresources) upgrade(ctx context.Context, q *request) {
 	name := q.info.Name
 	query := q.r.URL.Query()
 	pod := &corev1.Pod{}
@@ -400,22 +413,36 @@ func (p *NodeSubresources) exec(ctx context.Context, q *request) {
 		q.fail(apiError(err, q.gr(), name))
 		return
 	}
-	container, err := logContainer(pod, query.Get("container"))
-	if err != nil {
-		q.fail(err)
-		return
-	}
-	flag := func(name string) bool {
-		v, _ := strconv.ParseBool(query.Get(name))
-		return v
-	}
-	if !flag("stdin") && !flag("stdout") && !flag("stderr") {
-		q.fail(apierrors.NewBadRequest("you must specify at least 1 of stdin, stdout, stderr"))
-		return
-	}
-	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		q.fail(apierrors.NewBadRequest(fmt.Sprintf("cannot exec into a container in a completed pod; current phase is %s", pod.Status.Phase)))
-		return
+	subresource := q.info.Subresource
+	path := "/" + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name)
+	if subresource == "portforward" {
+		if err := validatePorts(query["ports"]); err != nil {
+			q.fail(err)
+			return
+		}
+	} else {
+		container, err := logContainer(pod, query.Get("container"))
+		if err != nil {
+			q.fail(err)
+			return
+		}
+		path += "/" + url.PathEscape(container)
+		flag := func(name string) bool {
+			v, _ := strconv.ParseBool(query.Get(name))
+			return v
+		}
+		if !flag("stdin") && !flag("stdout") && !flag("stderr") {
+			q.fail(apierrors.NewBadRequest("you must specify at least 1 of stdin, stdout, stderr"))
+			return
+		}
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			verb := "exec into"
+			if subresource == "attach" {
+				verb = "attach to"
+			}
+			q.fail(apierrors.NewBadRequest(fmt.Sprintf("cannot %s a container in a completed pod; current phase is %s", verb, pod.Status.Phase)))
+			return
+		}
 	}
 	if pod.Spec.NodeName == "" {
 		q.fail(apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name)))
@@ -426,11 +453,30 @@ func (p *NodeSubresources) exec(ctx context.Context, q *request) {
 		q.fail(err)
 		return
 	}
-	location.Path = "/exec/" + url.PathEscape(pod.Namespace) + "/" + url.PathEscape(pod.Name) + "/" + url.PathEscape(container)
+	location.Path = streamingSubresources[subresource] + strings.TrimPrefix(path, "/")
 	location.RawQuery = q.r.URL.RawQuery
-	handler := proxy.NewUpgradeAwareHandler(location, p.Transport, false, true, proxyErrors{q})
-	handler.UseLocationHost = true
+	var handler http.Handler
+	upgradeAware := proxy.NewUpgradeAwareHandler(location, p.Transport, false, true, proxyErrors{q})
+	upgradeAware.UseLocationHost = true
+	handler = upgradeAware
+	if subresource == "portforward" && wsstream.IsWebSocketRequestWithTunnelingProtocol(q.r) {
+		handler = tunnel.NewTunnelingHandler(upgradeAware)
+	}
 	handler.ServeHTTP(hijackable(q.w), q.r)
+}
+
+// validatePorts checks the ports a port-forward names, when it names any
+// (SPDY clients name theirs per stream).
+func validatePorts(ports []string) error {
+	for _, list := range ports {
+		for _, port := range strings.Split(list, ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(port), 10, 16)
+			if err != nil || n == 0 {
+				return apierrors.NewBadRequest(fmt.Sprintf("invalid port %q: must be between 1 and 65535", port))
+			}
+		}
+	}
+	return nil
 }
 
 // hijackable finds, under the filters' wrappers, the writer whose

@@ -202,3 +202,20 @@ func (n *Network) Dial(ctx context.Context, network, address string) (net.Conn, 
 	})
 	return conn, err
 }
+
+// DialInPod connects to address from inside the pod network namespace at
+// netnsPath, so that ports a pod listens on only on loopback are reached,
+// as port forwarding needs.
+func DialInPod(ctx context.Context, netnsPath, network, address string) (net.Conn, error) {
+	var conn net.Conn
+	var dialer net.Dialer
+	err := ns.WithNetNSPath(netnsPath, func(ns.NetNS) error {
+		var err error
+		conn, err = dialer.DialContext(ctx, network, address)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dialing %s in %s: %w", address, netnsPath, err)
+	}
+	return conn, nil
+}

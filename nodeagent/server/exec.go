@@ -13,7 +13,6 @@ import (
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	"k8s.io/apimachinery/pkg/util/remotecommand"
 )
 
@@ -32,15 +31,6 @@ type ExecStreams struct {
 	// Resize carries terminal sizes (width, height).
 	Resize <-chan [2]uint32
 }
-
-// Channel numbers of the remote command protocols over WebSocket.
-const (
-	stdinChannel = iota
-	stdoutChannel
-	stderrChannel
-	errorChannel
-	resizeChannel
-)
 
 // execIdleTimeout closes an exec nobody speaks on, as kubelet's
 // streaming idle timeout.
@@ -88,10 +78,6 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
-	if !wsstream.IsWebSocketRequest(r) {
-		httpError(w, http.StatusBadRequest, "exec needs a WebSocket upgrade (%s)", remotecommand.StreamProtocolV5Name)
-		return
-	}
 	dir, uid, err := s.podDir(namespace, podName)
 	if err != nil {
 		httpError(w, http.StatusNotFound, "pod %q not found on this node", namespace+"/"+podName)
@@ -102,49 +88,25 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "container %q in pod %q is not running", container, podName)
 		return
 	}
-	channel := func(wanted bool, kind wsstream.ChannelType) wsstream.ChannelType {
-		if wanted {
-			return kind
-		}
-		return wsstream.IgnoreChannel
-	}
-	channels := []wsstream.ChannelType{
-		channel(opts.stdin, wsstream.ReadChannel),
-		channel(opts.stdout, wsstream.WriteChannel),
-		channel(opts.stderr, wsstream.WriteChannel),
-		wsstream.WriteChannel,
-		channel(opts.tty, wsstream.ReadChannel),
-	}
-	protocols := map[string]wsstream.ChannelProtocolConfig{}
-	for _, p := range []string{remotecommand.StreamProtocolV5Name, remotecommand.StreamProtocolV4Name} {
-		protocols[p] = wsstream.ChannelProtocolConfig{Binary: true, Channels: channels}
-	}
-	conn := wsstream.NewConn(protocols)
-	conn.SetIdleTimeout(execIdleTimeout)
-	_, streams, err := conn.Open(w, r)
+	remote, err := openRemoteStreams(w, r, opts)
 	if err != nil {
-		logr.FromContextOrDiscard(r.Context()).Error(err, "opening exec streams")
+		logr.FromContextOrDiscard(r.Context()).V(2).Info("opening exec streams", "err", err.Error())
 		return
 	}
-	defer conn.Close()
+	defer remote.close()
+	code, err := s.cfg.Exec.ExecInContainer(r.Context(), uid, container, counts[len(counts)-1], opts.command, remote.attach(opts.tty))
+	writeExecStatus(remote.errorStream, opts.command, code, err)
+}
 
-	attached := ExecStreams{TTY: opts.tty}
-	if opts.stdin {
-		attached.Stdin = streams[stdinChannel]
-	}
-	if opts.stdout {
-		attached.Stdout = streams[stdoutChannel]
-	}
-	if opts.stderr {
-		attached.Stderr = streams[stderrChannel]
-	}
-	if opts.tty {
+// attach gives a command in the container the client's streams.
+func (remote *remoteStreams) attach(tty bool) ExecStreams {
+	attached := ExecStreams{Stdin: remote.stdin, Stdout: remote.stdout, Stderr: remote.stderr, TTY: tty}
+	if remote.resize != nil {
 		resize := make(chan [2]uint32, 1)
 		attached.Resize = resize
-		go readResizes(streams[resizeChannel], resize)
+		go readResizes(remote.resize, resize)
 	}
-	code, err := s.cfg.Exec.ExecInContainer(r.Context(), uid, container, counts[len(counts)-1], opts.command, attached)
-	writeExecStatus(streams[errorChannel], opts.command, code, err)
+	return attached
 }
 
 // readResizes decodes the terminal sizes the client sends until it stops.

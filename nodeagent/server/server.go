@@ -43,6 +43,8 @@ type Config struct {
 	Containers ContainerState
 	// Exec runs commands for /exec; nil refuses them.
 	Exec Execer
+	// PortForward connects to pod ports for /portForward; nil refuses it.
+	PortForward PortForwarder
 	// Authorizer decides whether an authenticated client may use an
 	// endpoint; nil lets every client with a valid certificate in.
 	Authorizer Authorizer
@@ -78,6 +80,8 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveContainerLogs)
 	s.mux.HandleFunc("GET /exec/{namespace}/{pod}/{container}", s.serveExec)
 	s.mux.HandleFunc("POST /exec/{namespace}/{pod}/{container}", s.serveExec)
+	s.mux.HandleFunc("GET /portForward/{namespace}/{pod}", s.servePortForward)
+	s.mux.HandleFunc("POST /portForward/{namespace}/{pod}", s.servePortForward)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 	})

@@ -72,11 +72,13 @@ func requireNodeFacilities(t *testing.T) {
 // node is an agent running against a private containerd inside a host
 // network namespace of its own.
 type node struct {
-	config    *rest.Config
-	client    kubernetes.Interface
-	runtime   *containers.Runtime
-	hostNetNS string
-	rootDir   string
+	config *rest.Config
+	// kubeconfig holds the admin credentials for kubectl.
+	kubeconfig string
+	client     kubernetes.Interface
+	runtime    *containers.Runtime
+	hostNetNS  string
+	rootDir    string
 }
 
 // nodeSetup adjusts the control plane and the agent a test starts.
@@ -179,7 +181,7 @@ func startNodeWith(t *testing.T, setup nodeSetup) *node {
 		}
 	})
 
-	n := &node{config: cp.Config, client: cp.Clientset(), runtime: rt, hostNetNS: hostNetNS, rootDir: rootDir}
+	n := &node{config: cp.Config, kubeconfig: cp.KubeconfigPath, client: cp.Clientset(), runtime: rt, hostNetNS: hostNetNS, rootDir: rootDir}
 	// Runs before the agent stops: pods left by the test go through the
 	// agent's own clean-up, and what it misses is unmounted here.
 	t.Cleanup(func() { n.removeAllPods(t) })

@@ -7,7 +7,6 @@
 package simulated
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,12 +17,8 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
-	kubectlcmd "k8s.io/kubectl/pkg/cmd"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	corev1 "k8s.io/api/core/v1"
@@ -144,12 +139,6 @@ func eventually(t *testing.T, timeout time.Duration, description string, conditi
 	}
 }
 
-// kubectlFatal carries kubectl's fatal exit out of its command tree.
-type kubectlFatal struct {
-	msg  string
-	code int
-}
-
 // kubectl runs kubectl's own command tree with args against the test
 // cluster and returns its output; a non-zero exit fails the test.
 func kubectl(t *testing.T, args ...string) string {
@@ -162,28 +151,5 @@ func kubectl(t *testing.T, args ...string) string {
 }
 
 func runKubectl(args ...string) (output string, err error) {
-	var out bytes.Buffer
-	streams := genericiooptions.IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &out}
-	configFlags := genericclioptions.NewConfigFlags(true).WithDiscoveryBurst(300).WithDiscoveryQPS(50)
-	cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(kubectlFatal{msg, code}) })
-	defer cmdutil.DefaultBehaviorOnFatal()
-	defer func() {
-		if r := recover(); r != nil {
-			fatal, ok := r.(kubectlFatal)
-			if !ok {
-				panic(r)
-			}
-			output, err = out.String()+fatal.msg, fmt.Errorf("exit code %d", fatal.code)
-		}
-	}()
-	cmd := kubectlcmd.NewDefaultKubectlCommandWithArgs(kubectlcmd.KubectlOptions{
-		Arguments:   append([]string{"kubectl"}, args...),
-		ConfigFlags: configFlags,
-		IOStreams:   streams,
-	})
-	cmd.SetArgs(append([]string{"--kubeconfig", cluster.cp.KubeconfigPath}, args...))
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	err = cmd.Execute()
-	return out.String(), err
+	return framework.RunKubectl(cluster.cp.KubeconfigPath, nil, args...)
 }
