@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -44,10 +45,19 @@ type podSpec struct {
 	affinity nodeaffinity.RequiredNodeAffinity
 	// preferred scores preferred node affinity terms, nil when none.
 	preferred *nodeaffinity.PreferredSchedulingTerms
+	// hardSpread and softSpread are the DoNotSchedule and ScheduleAnyway
+	// topology spread constraints.
+	hardSpread, softSpread []spreadConstraint
 }
 
 func newPodSpec(pod *corev1.Pod) *podSpec {
-	s := &podSpec{pod: pod, usage: usageOf(pod, ""), affinity: nodeaffinity.GetRequiredNodeAffinity(pod)}
+	s := &podSpec{
+		pod:        pod,
+		usage:      usageOf(pod, ""),
+		affinity:   nodeaffinity.GetRequiredNodeAffinity(pod),
+		hardSpread: spreadConstraints(pod, corev1.DoNotSchedule),
+		softSpread: spreadConstraints(pod, corev1.ScheduleAnyway),
+	}
 	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) > 0 {
 		if terms, err := nodeaffinity.NewPreferredSchedulingTerms(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution); err == nil {
 			s.preferred = terms
@@ -63,9 +73,26 @@ type failure struct {
 	resolvable bool
 }
 
+// filterState is what filters need computed over the whole cluster
+// before any node is looked at, as upstream's PreFilter.
+type filterState struct {
+	affinity *affinityState
+	// spread is nil when the pod has no DoNotSchedule constraints.
+	spread *spreadState
+}
+
+// preFilter computes p's filterState; the caller holds c.mu.
+func (c *Cache) preFilter(p *podSpec) *filterState {
+	st := &filterState{affinity: c.affinityState(p)}
+	if len(p.hardSpread) > 0 {
+		st.spread = c.spreadState(p)
+	}
+	return st
+}
+
 // filter runs the filter plugins in upstream's order and returns nil when
-// the pod fits on info.
-func filter(p *podSpec, info *nodeInfo) *failure {
+// the pod fits on info. The caller holds c.mu.
+func (c *Cache) filter(p *podSpec, st *filterState, info *nodeInfo) *failure {
 	node := info.node
 	if node.Spec.Unschedulable && !tolerates(p.pod, &corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}) {
 		return &failure{reasons: []string{reasonUnschedulable}}
@@ -90,7 +117,12 @@ func filter(p *podSpec, info *nodeInfo) *failure {
 	if reasons := insufficient(p.usage, info); len(reasons) > 0 {
 		return &failure{reasons: reasons, resolvable: true}
 	}
-	return nil
+	if st.spread != nil {
+		if f := filterTopologySpread(p, st.spread, node); f != nil {
+			return f
+		}
+	}
+	return c.filterInterPodAffinity(p, st.affinity, node)
 }
 
 func tolerates(pod *corev1.Pod, taint *corev1.Taint) bool {
@@ -155,10 +187,60 @@ func resourceOrder(name corev1.ResourceName) string {
 	return "3" + string(name)
 }
 
-// score rates a fitting node from 0 to 200: LeastAllocated plus
-// BalancedAllocation over cpu and memory (with the non-zero defaults),
-// plus preferred node affinity, as upstream's default weights have them.
-func score(p *podSpec, info *nodeInfo) int64 {
+// maxNodeScore is what one score plugin gives the best node.
+const maxNodeScore = 100
+
+// Weights of the normalised score plugins in upstream's default profile;
+// NodeResourcesFit and BalancedAllocation weigh 1.
+const (
+	nodeAffinityWeight    = 2
+	taintTolerationWeight = 3
+)
+
+// candidate is a node the pod fits on, and its total score.
+type candidate struct {
+	name  string
+	info  *nodeInfo
+	score int64
+}
+
+// score totals each candidate's score as upstream's default profile
+// does: LeastAllocated and BalancedAllocation, plus the normalised
+// scores of preferred node affinity, PreferNoSchedule taints, inter-pod
+// affinity and ScheduleAnyway topology spread, each times its weight. The
+// caller holds c.mu.
+func (c *Cache) score(p *podSpec, candidates []candidate) {
+	raw := make([]int64, len(candidates))
+	for j := range candidates {
+		candidates[j].score = resourceScore(p, candidates[j].info)
+	}
+	if p.preferred != nil {
+		for j := range candidates {
+			raw[j] = p.preferred.Score(candidates[j].info.node)
+		}
+		addNormalized(candidates, raw, nodeAffinityWeight, false)
+	}
+	for j := range candidates {
+		raw[j] = intolerablePreferNoSchedule(p.pod, candidates[j].info.node)
+	}
+	addNormalized(candidates, raw, taintTolerationWeight, true)
+	if scores := c.interPodAffinityScores(p); len(scores) > 0 {
+		for j := range candidates {
+			raw[j] = interPodAffinityScore(scores, candidates[j].info.node)
+		}
+		normalizeMinMax(raw)
+		addWeighted(candidates, raw, interPodAffinityScoreWeight)
+	}
+	if len(p.softSpread) > 0 {
+		spread, ignored := c.spreadScores(p, candidates)
+		normalizeSpread(spread, ignored)
+		addWeighted(candidates, spread, topologySpreadWeight)
+	}
+}
+
+// resourceScore is LeastAllocated plus BalancedAllocation over cpu and
+// memory, with the non-zero defaults for containers without requests.
+func resourceScore(p *podSpec, info *nodeInfo) int64 {
 	allocCPU := info.node.Status.Allocatable.Cpu().MilliValue()
 	allocMem := info.node.Status.Allocatable.Memory().Value()
 	cpu := info.nonZeroCPU + p.usage.nonZeroCPU
@@ -177,13 +259,66 @@ func score(p *podSpec, info *nodeInfo) int64 {
 		}
 		balanced = int64((1 - diff/2) * 100)
 	}
-	total := least + balanced
-	if p.preferred != nil {
-		// Raw weights are summed here; upstream normalises across nodes,
-		// which keeps the same order.
-		total += p.preferred.Score(info.node)
+	return least + balanced
+}
+
+// intolerablePreferNoSchedule counts node's PreferNoSchedule taints the
+// pod does not tolerate.
+func intolerablePreferNoSchedule(pod *corev1.Pod, node *corev1.Node) int64 {
+	var n int64
+	for i := range node.Spec.Taints {
+		t := &node.Spec.Taints[i]
+		if t.Effect == corev1.TaintEffectPreferNoSchedule && !tolerates(pod, t) {
+			n++
+		}
 	}
-	return total
+	return n
+}
+
+// addNormalized scales raw to 0..maxNodeScore by its maximum (reversed:
+// the lowest is best), as upstream's DefaultNormalizeScore, and adds it
+// times weight.
+func addNormalized(candidates []candidate, raw []int64, weight int64, reverse bool) {
+	var most int64
+	for _, s := range raw {
+		most = max(most, s)
+	}
+	for j, s := range raw {
+		switch {
+		case most == 0 && reverse:
+			s = maxNodeScore
+		case most == 0:
+			s = 0
+		default:
+			s = maxNodeScore * s / most
+			if reverse {
+				s = maxNodeScore - s
+			}
+		}
+		candidates[j].score += weight * s
+	}
+}
+
+// normalizeMinMax scales raw to 0..maxNodeScore between its minimum and
+// maximum, as the InterPodAffinity plugin normalises.
+func normalizeMinMax(raw []int64) {
+	least, most := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, s := range raw {
+		least, most = min(least, s), max(most, s)
+	}
+	for j, s := range raw {
+		if most > least {
+			raw[j] = int64(float64(maxNodeScore) * float64(s-least) / float64(most-least))
+		} else {
+			raw[j] = 0
+		}
+	}
+}
+
+func addWeighted(candidates []candidate, scores []int64, weight int64) {
+	for j := range candidates {
+		candidates[j].score += weight * scores[j]
+	}
 }
 
 func leastAllocated(requested, capacity int64) int64 {

@@ -1,12 +1,14 @@
 package scheduler
 
 import (
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	resourcehelper "k8s.io/component-helpers/resource"
 )
@@ -26,9 +28,16 @@ type hostPort struct {
 	port     int32
 }
 
-// podUsage is what one pod takes from its node.
+// podUsage is what one pod takes from its node, and what other pods'
+// inter-pod affinity and topology spread look at.
 type podUsage struct {
-	node string
+	node        string
+	uid         types.UID
+	namespace   string
+	labels      labels.Set
+	terminating bool
+	// affinity is the pod's inter-pod terms, nil when it has none.
+	affinity *podAffinity
 	// requests are the pod's effective requests, init containers,
 	// sidecars and overhead included.
 	requests corev1.ResourceList
@@ -39,7 +48,15 @@ type podUsage struct {
 }
 
 func usageOf(pod *corev1.Pod, node string) *podUsage {
-	u := &podUsage{node: node, requests: resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})}
+	u := &podUsage{
+		node:        node,
+		uid:         pod.UID,
+		namespace:   pod.Namespace,
+		labels:      pod.Labels,
+		terminating: pod.DeletionTimestamp != nil,
+		affinity:    newPodAffinity(pod),
+		requests:    resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}),
+	}
 	nonZero := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{
 		NonMissingContainerRequests: corev1.ResourceList{
 			corev1.ResourceCPU:    *resource.NewMilliQuantity(defaultMilliCPURequest, resource.DecimalSI),
@@ -73,10 +90,12 @@ type nodeInfo struct {
 	nonZeroCPU, nonZeroMemory int64
 	pods                      int
 	ports                     map[hostPort]int
+	// podSet holds the pods counted here, by UID.
+	podSet map[types.UID]*podUsage
 }
 
 func newNodeInfo() *nodeInfo {
-	return &nodeInfo{requested: map[corev1.ResourceName]int64{}, ports: map[hostPort]int{}}
+	return &nodeInfo{requested: map[corev1.ResourceName]int64{}, ports: map[hostPort]int{}, podSet: map[types.UID]*podUsage{}}
 }
 
 func quantityValue(name corev1.ResourceName, q resource.Quantity) int64 {
@@ -93,6 +112,11 @@ func (n *nodeInfo) add(u *podUsage, sign int64) {
 	n.nonZeroCPU += sign * u.nonZeroCPU
 	n.nonZeroMemory += sign * u.nonZeroMemory
 	n.pods += int(sign)
+	if sign > 0 {
+		n.podSet[u.uid] = u
+	} else {
+		delete(n.podSet, u.uid)
+	}
 	for _, p := range u.ports {
 		n.ports[p] += int(sign)
 		if n.ports[p] <= 0 {
@@ -108,15 +132,42 @@ type Cache struct {
 	mu    sync.Mutex
 	nodes map[string]*nodeInfo
 	pods  map[types.UID]*podUsage
+	// withAffinity holds the pods with inter-pod terms of their own, the
+	// only ones whose terms can concern an incoming pod.
+	withAffinity map[types.UID]*podUsage
+	// namespaces holds every namespace's labels, for namespace
+	// selectors in affinity terms.
+	namespaces map[string]labels.Set
 	// names is the sorted node list, rebuilt when nodes come and go.
 	names []string
 	// next is where the next placement starts looking in names.
 	next int
+	// candidates is place's scratch list of fitting nodes.
+	candidates []candidate
 }
 
 // NewCache returns an empty cache.
 func NewCache() *Cache {
-	return &Cache{nodes: map[string]*nodeInfo{}, pods: map[types.UID]*podUsage{}}
+	return &Cache{
+		nodes:        map[string]*nodeInfo{},
+		pods:         map[types.UID]*podUsage{},
+		withAffinity: map[types.UID]*podUsage{},
+		namespaces:   map[string]labels.Set{},
+	}
+}
+
+// SetNamespace records a namespace's labels.
+func (c *Cache) SetNamespace(ns *corev1.Namespace) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.namespaces[ns.Name] = ns.Labels
+}
+
+// RemoveNamespace forgets a namespace.
+func (c *Cache) RemoveNamespace(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.namespaces, name)
 }
 
 // SetNode adds or refreshes a node.
@@ -163,20 +214,25 @@ func (c *Cache) rebuildNames() {
 }
 
 // SetPod records a pod as the informer shows it: bound and running pods
-// use capacity, finished or unbound ones do not.
-func (c *Cache) SetPod(pod *corev1.Pod) {
+// use capacity, finished or unbound ones do not. It reports whether the
+// pod is new to the cache or changed in a way other pods' affinity and
+// spreading can see; confirming an assumed pod is no change.
+func (c *Cache) SetPod(pod *corev1.Pod) bool {
 	if pod.Spec.NodeName == "" || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 		c.RemovePod(pod.UID)
-		return
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.pods[pod.UID]; ok && old.node == pod.Spec.NodeName {
+	if old, ok := c.pods[pod.UID]; ok && old.node == pod.Spec.NodeName &&
+		old.terminating == (pod.DeletionTimestamp != nil) && maps.Equal(old.labels, labels.Set(pod.Labels)) {
 		// Assumed or already counted; requests of a bound pod do not
-		// change (in-place resize is not counted here).
-		return
+		// change (in-place resize is not counted here), but labels and
+		// deletion matter to affinity and spreading.
+		return false
 	}
 	c.setLocked(pod.UID, usageOf(pod, pod.Spec.NodeName))
+	return true
 }
 
 // RemovePod returns a pod's usage to its node.
@@ -189,6 +245,9 @@ func (c *Cache) RemovePod(uid types.UID) {
 func (c *Cache) setLocked(uid types.UID, u *podUsage) {
 	c.removeLocked(uid)
 	c.pods[uid] = u
+	if u.affinity != nil {
+		c.withAffinity[uid] = u
+	}
 	info, ok := c.nodes[u.node]
 	if !ok {
 		// The pod's node is not known yet; count it once it shows up.
@@ -204,8 +263,29 @@ func (c *Cache) removeLocked(uid types.UID) {
 		return
 	}
 	delete(c.pods, uid)
+	delete(c.withAffinity, uid)
 	if info, ok := c.nodes[u.node]; ok {
 		info.add(u, -1)
+	}
+}
+
+// nodeOf returns the node u is counted on, nil when that node is gone or
+// not known yet. The caller holds c.mu.
+func (c *Cache) nodeOf(u *podUsage) *corev1.Node {
+	if info, ok := c.nodes[u.node]; ok {
+		return info.node
+	}
+	return nil
+}
+
+// eachPod calls f for every pod counted on a known node. The caller
+// holds c.mu.
+func (c *Cache) eachPod(f func(*corev1.Node, *podUsage)) {
+	for _, name := range c.names {
+		info := c.nodes[name]
+		for _, u := range info.podSet {
+			f(info.node, u)
+		}
 	}
 }
 
@@ -227,14 +307,15 @@ func (c *Cache) place(p *podSpec) (string, *FitError) {
 	if n == 0 {
 		return "", &FitError{}
 	}
+	st := c.preFilter(p)
 	want := numFeasibleNodesToFind(n)
 	fitErr := &FitError{NumAllNodes: n, reasons: map[string]int{}}
-	best, bestScore := "", int64(-1)
-	found, checked, ties := 0, 0, 0
-	for ; checked < n && found < want; checked++ {
+	candidates := c.candidates[:0]
+	checked := 0
+	for ; checked < n && len(candidates) < want; checked++ {
 		name := c.names[(c.next+checked)%n]
 		info := c.nodes[name]
-		if f := filter(p, info); f != nil {
+		if f := c.filter(p, st, info); f != nil {
 			for _, r := range f.reasons {
 				fitErr.reasons[r]++
 			}
@@ -243,27 +324,41 @@ func (c *Cache) place(p *podSpec) (string, *FitError) {
 			}
 			continue
 		}
-		found++
-		switch s := score(p, info); {
-		case s > bestScore:
-			best, bestScore, ties = name, s, 1
-		case s == bestScore:
-			// Equal nodes share the load: each tie wins with
-			// probability 1/ties, as upstream's selectHost.
-			ties++
-			if rand.IntN(ties) == 0 {
-				best = name
-			}
-		}
+		candidates = append(candidates, candidate{name: name, info: info})
 	}
+	c.candidates = candidates
 	// The next pod starts where this one stopped, so that sampling
 	// covers every node over time.
 	c.next = (c.next + checked) % n
-	if best == "" {
+	if len(candidates) == 0 {
 		return "", fitErr
+	}
+	best := candidates[0].name
+	if len(candidates) > 1 {
+		c.score(p, candidates)
+		best = selectHost(candidates)
 	}
 	u := *p.usage
 	u.node = best
 	c.setLocked(p.pod.UID, &u)
 	return best, nil
+}
+
+// selectHost returns the best scored candidate; equal ones share the
+// load, each tie winning with probability 1/ties, as upstream's
+// selectHost.
+func selectHost(candidates []candidate) string {
+	best, bestScore, ties := "", int64(-1), 0
+	for _, cand := range candidates {
+		switch {
+		case cand.score > bestScore:
+			best, bestScore, ties = cand.name, cand.score, 1
+		case cand.score == bestScore:
+			ties++
+			if rand.IntN(ties) == 0 {
+				best = cand.name
+			}
+		}
+	}
+	return best
 }

@@ -2,8 +2,10 @@
 // reconciler over pods that name this scheduler and have no node. For
 // each it runs upstream's default filters (NodeUnschedulable, NodeName,
 // TaintToleration, NodeAffinity and nodeSelector, NodePorts,
-// NodeResourcesFit) and scores (LeastAllocated, BalancedAllocation,
-// preferred node affinity) over its own cache of node usage, assumes the
+// NodeResourcesFit, PodTopologySpread, InterPodAffinity) and scores
+// (LeastAllocated, BalancedAllocation, preferred node affinity,
+// PreferNoSchedule taints, preferred inter-pod affinity, ScheduleAnyway
+// topology spread) over its own cache of node usage, assumes the
 // pod on the best node so the next decision counts it at once, and binds
 // through pods/binding. A pod that fits nowhere gets PodScheduled=False
 // with reason Unschedulable, a FailedScheduling event, and is retried with
@@ -14,6 +16,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -89,6 +92,7 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		Named("scheduler").
 		Watches(&corev1.Pod{}, s.podHandler()).
 		Watches(&corev1.Node{}, s.nodeHandler()).
+		Watches(&corev1.Namespace{}, s.namespaceHandler()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.Parallelism}).
 		Complete(s)
 }
@@ -206,7 +210,11 @@ func (s *Scheduler) podHandler() handler.EventHandler {
 			}
 			return
 		}
-		s.cache.SetPod(pod)
+		if s.cache.SetPod(pod) {
+			// A pod placed by someone else, or relabelled, may satisfy
+			// a waiting pod's affinity or spreading.
+			s.retryUnschedulable(q)
+		}
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q queue) {
@@ -259,6 +267,26 @@ func (s *Scheduler) nodeHandler() handler.EventHandler {
 			if node, ok := e.Object.(*corev1.Node); ok {
 				s.cache.RemoveNode(node.Name)
 			}
+		},
+	}
+}
+
+// namespaceHandler keeps namespace labels in the cache for affinity
+// terms' namespace selectors; a relabelled namespace may let waiting pods
+// fit.
+func (s *Scheduler) namespaceHandler() handler.EventHandler {
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, _ queue) {
+			s.cache.SetNamespace(e.Object.(*corev1.Namespace))
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q queue) {
+			s.cache.SetNamespace(e.ObjectNew.(*corev1.Namespace))
+			if !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) {
+				s.retryUnschedulable(q)
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, _ queue) {
+			s.cache.RemoveNamespace(e.Object.GetName())
 		},
 	}
 }

@@ -27,22 +27,37 @@ func TestUnschedulablePod(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("0/%d nodes are available: %d Insufficient cpu. preemption: 0/%d nodes are available: %d No preemption victims found for incoming pod.", nodeCount, nodeCount, nodeCount, nodeCount)
+	expectFailedScheduling(t, ns, "huge", want)
+	out := kubectl(t, "describe", "pod", "huge", "-n", ns)
+	t.Logf("kubectl describe pod:\n%s", out)
+}
+
+// expectFailedScheduling waits for pod to be marked unschedulable with
+// upstream's reason and message want, and for the FailedScheduling event
+// saying the same.
+func expectFailedScheduling(t *testing.T, ns, pod, want string) {
+	t.Helper()
 	var condition corev1.PodCondition
+	defer func() {
+		if t.Failed() {
+			t.Logf("last PodScheduled condition of %s: %+v", pod, condition)
+		}
+	}()
 	eventually(t, 30*time.Second, "PodScheduled=False", func(ctx context.Context) (bool, error) {
-		got, err := cluster.clientset.CoreV1().Pods(ns).Get(ctx, "huge", metav1.GetOptions{})
+		got, err := cluster.clientset.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
 		for _, c := range got.Status.Conditions {
 			if c.Type == corev1.PodScheduled {
 				condition = c
-				return c.Status == corev1.ConditionFalse, nil
+				return c.Status == corev1.ConditionFalse && c.Message == want, nil
 			}
 		}
 		return false, nil
 	})
-	if condition.Reason != corev1.PodReasonUnschedulable || condition.Message != want {
-		t.Errorf("PodScheduled condition: reason %q message %q\nwant reason %q message %q", condition.Reason, condition.Message, corev1.PodReasonUnschedulable, want)
+	if condition.Reason != corev1.PodReasonUnschedulable {
+		t.Errorf("PodScheduled condition: reason %q, want %q", condition.Reason, corev1.PodReasonUnschedulable)
 	}
 	eventually(t, 30*time.Second, "FailedScheduling event", func(ctx context.Context) (bool, error) {
 		events, err := cluster.clientset.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
@@ -50,14 +65,12 @@ func TestUnschedulablePod(t *testing.T) {
 			return false, err
 		}
 		for _, e := range events.Items {
-			if e.Reason == "FailedScheduling" && e.Regarding.Name == "huge" && e.Note == want {
+			if e.Reason == "FailedScheduling" && e.Regarding.Name == pod && e.Note == want {
 				return true, nil
 			}
 		}
 		return false, nil
 	})
-	out := kubectl(t, "describe", "pod", "huge", "-n", ns)
-	t.Logf("kubectl describe pod:\n%s", out)
 }
 
 // TestServiceEndpoints checks EndpointSlices and Endpoints follow the
