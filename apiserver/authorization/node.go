@@ -64,7 +64,7 @@ func (n *Node) Authorize(ctx context.Context, a *Attributes) (Decision, string, 
 		if a.Verb != "get" {
 			return NoOpinion, "", nil
 		}
-		return n.related(ctx, node, a, func(p *corev1.Pod) []string { return podReferences(p, a.Resource) })
+		return n.related(ctx, node, a, func(p *corev1.Pod) []string { return PodReferences(p, a.Resource) })
 	case a.APIGroup == "" && a.Resource == "serviceaccounts" && a.Subresource == "token" && a.Verb == "create":
 		return n.related(ctx, node, a, func(p *corev1.Pod) []string { return []string{p.Spec.ServiceAccountName} })
 	}
@@ -88,9 +88,10 @@ func (n *Node) related(ctx context.Context, node string, a *Attributes, names fu
 	return NoOpinion, fmt.Sprintf("no relationship found between node '%s' and this object", node), nil
 }
 
-// podReferences lists the names of the objects of one resource that a pod
-// uses: volumes, projected sources, env and envFrom, image pull secrets.
-func podReferences(p *corev1.Pod, resource string) []string {
+// PodReferences lists the names of the objects of one resource (secrets,
+// configmaps or persistentvolumeclaims) that a pod uses: volumes,
+// projected sources, env and envFrom, image pull secrets.
+func PodReferences(p *corev1.Pod, resource string) []string {
 	var out []string
 	add := func(name string) {
 		if name != "" {

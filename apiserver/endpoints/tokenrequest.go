@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"tower.dev/tower/apiserver/admission"
 	"tower.dev/tower/apiserver/authentication"
 	"tower.dev/tower/apiserver/registry"
 	"tower.dev/tower/apiserver/storage"
@@ -64,11 +65,36 @@ func (t *TokenRequests) serve(w http.ResponseWriter, r *http.Request, info *Requ
 	addWarnings(w, warnings)
 	req := obj.(*authenticationv1.TokenRequest)
 	ctx := r.Context()
+	if err := t.admit(ctx, scope, info, req); err != nil {
+		q.fail(err)
+		return
+	}
 	if err := t.issue(ctx, info.Namespace, info.Name, req); err != nil {
 		q.fail(err)
 		return
 	}
 	q.respond(ctx, http.StatusCreated, req)
+}
+
+// admit runs the request through both halves of admission as a create
+// of serviceaccounts/token, as kube-apiserver does (NodeRestriction
+// limits nodes to tokens bound to their pods).
+func (t *TokenRequests) admit(ctx context.Context, scope *Scope, info *RequestInfo, req *authenticationv1.TokenRequest) error {
+	if scope.Admission == nil {
+		return nil
+	}
+	attrs := &admission.Attributes{
+		Operation:   admission.Create,
+		Resource:    t.Objects["serviceaccounts"].Resource,
+		Subresource: "token",
+		Namespace:   info.Namespace,
+		Name:        info.Name,
+		Object:      req,
+	}
+	if err := scope.Admission.Admit(ctx, attrs); err != nil {
+		return err
+	}
+	return scope.Admission.Validate(ctx, attrs)
 }
 
 func (t *TokenRequests) issue(ctx context.Context, namespace, name string, req *authenticationv1.TokenRequest) error {

@@ -82,6 +82,7 @@ func (a *api) admission(log logr.Logger) (admission.Interface, error) {
 	namespaces := a.byGVR[corev1.SchemeGroupVersion.WithResource("namespaces")]
 	chain := admission.Chain{
 		{Name: "NamespaceLifecycle", Impl: &admission.NamespaceLifecycle{Namespaces: namespaces.Store, KeyPrefix: namespaces.KeyPrefix}},
+		{Name: "NodeRestriction", Impl: &admission.NodeRestriction{Pods: a.storedPod, Nodes: a.storedNode}},
 		{Name: "RBACEscalation", Builtin: true, Impl: &admission.RBACEscalation{Authorizer: a.security.authorizer, Rules: a.security.rules, Policy: a.security.policy}},
 		{Name: "ServiceIPAllocation", Builtin: true, Impl: a.services},
 	}

@@ -11,9 +11,11 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 
 	"tower.dev/tower/apiserver/authentication"
@@ -257,6 +259,36 @@ func (a *api) podsOnNode(ctx context.Context, node string) ([]*corev1.Pod, error
 		pods = append(pods, &list.Items[i])
 	}
 	return pods, nil
+}
+
+// storedPod and storedNode read one object for NodeRestriction.
+func (a *api) storedPod(ctx context.Context, namespace, name string) (*corev1.Pod, error) {
+	pod := &corev1.Pod{}
+	return pod, a.stored(ctx, corev1.SchemeGroupVersion.WithResource("pods"), namespace+"/"+name, name, pod)
+}
+
+func (a *api) storedNode(ctx context.Context, name string) (*corev1.Node, error) {
+	node := &corev1.Node{}
+	return node, a.stored(ctx, corev1.SchemeGroupVersion.WithResource("nodes"), name, name, node)
+}
+
+// stored reads the object at key under gvr's prefix from the watch cache,
+// confirming a miss with a consistent read (the object may be a moment
+// old), and reports absence as the API's NotFound.
+func (a *api) stored(ctx context.Context, gvr schema.GroupVersionResource, key, name string, into runtime.Object) error {
+	e := a.byGVR[gvr]
+	key = e.KeyPrefix + "/" + key
+	err := e.Store.Get(ctx, key, storage.GetOptions{ResourceVersion: "0"}, into)
+	if storage.IsNotFound(err) {
+		err = e.Store.Get(ctx, key, storage.GetOptions{}, into)
+	}
+	switch {
+	case storage.IsNotFound(err):
+		return apierrors.NewNotFound(gvr.GroupResource(), name)
+	case err != nil:
+		return fmt.Errorf("reading %s %s: %w", gvr.Resource, name, err)
+	}
+	return nil
 }
 
 // reviews answers the review resources and service-account TokenRequests.
