@@ -156,10 +156,19 @@ func BootstrapClusterRoles() []*rbacv1.ClusterRole {
 			rule(verbs("create"), group("authorization.k8s.io"), "subjectaccessreviews")),
 		// Tower's controller manager runs every controller under one
 		// identity (upstream's --use-service-account-credentials=false),
-		// so its role is the union of the controllers' roles: everything
-		// but the RBAC privileges escalate, bind and impersonate.
+		// so its role is the union of what Tower's controllers do, as
+		// upstream's system:controller:* roles grant it: the garbage
+		// collector and the namespace controller read, update and delete
+		// objects of every kind; creating is limited to the kinds the
+		// controllers make; escalate, bind and impersonate are never held.
 		clusterRole(UserKubeControllerManager,
-			rule(allVerbs, group("*"), "*"),
+			rule(verbs("get", "list", "watch", "patch", "update", "delete", "deletecollection"), group("*"), "*"),
+			rule(verbs("create"), core(), "pods", "endpoints", "serviceaccounts", "configmaps", "persistentvolumeclaims", "events"),
+			rule(verbs("create"), group("events.k8s.io"), "events"),
+			rule(verbs("create"), group("apps"), "replicasets", "controllerrevisions"),
+			rule(verbs("create"), group("batch"), "jobs"),
+			rule(verbs("create"), group("discovery.k8s.io"), "endpointslices"),
+			rule(verbs("create"), group("coordination.k8s.io"), "leases"),
 			rule(verbs("create"), group("authentication.k8s.io"), "tokenreviews"),
 			rule(verbs("create"), group("authorization.k8s.io"), "subjectaccessreviews")),
 		clusterRole("system:node-proxier",

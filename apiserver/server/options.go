@@ -4,10 +4,14 @@
 package server
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"tower.dev/tower/apiserver/admission"
 )
 
 // Options configure the API server. Flag names follow kube-apiserver's
@@ -147,4 +151,15 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, "admission plugins that should be enabled in addition to default enabled ones.")
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "admission plugins that should be disabled although they are in the default enabled plugins list.")
 	fs.IntVar(&o.MinRequestTimeout, "min-request-timeout", o.MinRequestTimeout, "An optional field indicating the minimum number of seconds a handler must keep a request open before timing it out (watch).")
+}
+
+// KubernetesServiceIP is the cluster IP of the default/kubernetes
+// Service, the first address of --service-cluster-ip-range: pods reach the
+// API server there, so serving certificates must name it.
+func (o *Options) KubernetesServiceIP() (netip.Addr, error) {
+	cidr, err := netip.ParsePrefix(o.ServiceClusterIPRange)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("--service-cluster-ip-range %q: %w", o.ServiceClusterIPRange, err)
+	}
+	return (&admission.ServiceAllocator{Range: cidr.Masked()}).KubernetesServiceIP(), nil
 }

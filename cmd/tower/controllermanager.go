@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -94,42 +95,50 @@ func runManager(ctx context.Context, kubeconfig string, build func(*rest.Config)
 	return mgr.Start(ctx)
 }
 
-// controlPlaneOptions are what `tower up` runs next to the API server.
+// controlPlaneOptions are what `tower up` runs next to the API server,
+// each component with its own identity.
 type controlPlaneOptions struct {
 	Controllers    []string
 	RootCAFile     string
 	SimulatedNodes int
+
+	ControllerManager, Scheduler *rest.Config
+	// Simulator registers the simulated nodes and reads their pods; each
+	// node then writes as itself (system:node:<name>) with the client
+	// certificate SimulatedNode returns.
+	Simulator     *rest.Config
+	SimulatedNode func(name string) (*rest.Config, error)
 }
 
 // startControlPlane runs the controller manager, the scheduler and any
-// simulated nodes in this process until ctx ends. They keep running (and
-// retrying) on their own; failures to start are returned, later ones
-// logged.
-func startControlPlane(ctx context.Context, cfg *rest.Config, o controlPlaneOptions) error {
+// simulated nodes in this process until ctx ends, each counted in running
+// until it has stopped. They keep running (and retrying) on their own;
+// failures to start are returned, later ones logged.
+func startControlPlane(ctx context.Context, o controlPlaneOptions, running *sync.WaitGroup) error {
 	log := logr.FromContextOrDiscard(ctx)
 	ctrl.SetLogger(log)
 	cmOpts := manager.NewControllerManagerOptions()
 	cmOpts.Controllers = o.Controllers
 	cmOpts.RootCAFile = o.RootCAFile
-	cm, err := manager.NewControllerManager(cfg, cmOpts)
+	cm, err := manager.NewControllerManager(o.ControllerManager, cmOpts)
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
 	}
-	sched, err := manager.NewScheduler(cfg, manager.NewSchedulerOptions())
+	sched, err := manager.NewScheduler(o.Scheduler, manager.NewSchedulerOptions())
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 	run := func(name string, start func(context.Context) error) {
-		go func() {
+		running.Go(func() {
 			if err := start(ctx); err != nil && ctx.Err() == nil {
 				log.Error(err, "Component stopped", "component", name)
 			}
-		}()
+		})
 	}
 	run("controller-manager", cm.Start)
 	run("scheduler", sched.Start)
 	if o.SimulatedNodes > 0 {
-		sim, err := simulator.New(simulator.Config{RESTConfig: cfg, Nodes: o.SimulatedNodes})
+		sim, err := simulator.New(simulator.Config{RESTConfig: o.Simulator, NodeRESTConfig: o.SimulatedNode, Nodes: o.SimulatedNodes})
 		if err != nil {
 			return fmt.Errorf("simulated nodes: %w", err)
 		}
@@ -138,16 +147,28 @@ func startControlPlane(ctx context.Context, cfg *rest.Config, o controlPlaneOpti
 	return nil
 }
 
-// startUpControlPlane is `tower up`'s share of startControlPlane: the
-// components use the admin kubeconfig up just wrote.
-func startUpControlPlane(ctx context.Context, o *upOptions, kubeconfig, caFile string) error {
-	cfg, err := restConfig(kubeconfig)
-	if err != nil {
-		return err
-	}
-	return startControlPlane(ctx, cfg, controlPlaneOptions{
+// startUpControlPlane is `tower up`'s share of startControlPlane, with
+// the kubeconfigs up just wrote.
+func startUpControlPlane(ctx context.Context, o *upOptions, kubeconfigs upKubeconfigs, simulatedNode func(string) (*rest.Config, error), caFile string, running *sync.WaitGroup) error {
+	cp := controlPlaneOptions{
 		Controllers:    o.Controllers,
 		RootCAFile:     caFile,
 		SimulatedNodes: o.SimulatedNodes,
-	})
+		SimulatedNode:  simulatedNode,
+	}
+	for _, c := range []struct {
+		cfg        **rest.Config
+		kubeconfig string
+	}{
+		{&cp.ControllerManager, kubeconfigs.controllerManager},
+		{&cp.Scheduler, kubeconfigs.scheduler},
+		{&cp.Simulator, kubeconfigs.admin},
+	} {
+		cfg, err := restConfig(c.kubeconfig)
+		if err != nil {
+			return err
+		}
+		*c.cfg = cfg
+	}
+	return startControlPlane(ctx, cp, running)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,14 +19,14 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"tower.dev/tower/apiserver/authentication"
+	"tower.dev/tower/apiserver/authorization"
 	"tower.dev/tower/apiserver/pki"
 	"tower.dev/tower/apiserver/server"
 )
 
 const (
 	adminUser    = "admin"
-	adminGroup   = "system:masters"
-	clusterName  = "tower"
 	readyTimeout = 2 * time.Minute
 )
 
@@ -96,22 +97,22 @@ func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) err
 	if err != nil {
 		return fmt.Errorf("cluster CA: %w", err)
 	}
-	servingCert, servingKey, err := ca.EnsureServingCert(pkiDir, "apiserver", servingHosts(o.BindAddress))
+	opts := server.NewOptions()
+	serviceIP, err := opts.KubernetesServiceIP()
+	if err != nil {
+		return err
+	}
+	servingCert, servingKey, err := ca.EnsureServingCert(pkiDir, "apiserver", servingHosts(o.BindAddress, serviceIP))
 	if err != nil {
 		return fmt.Errorf("API server certificate: %w", err)
 	}
-	adminCert, adminKey, err := ca.EnsureClientCert(pkiDir, "admin", adminUser, []string{adminGroup})
-	if err != nil {
-		return fmt.Errorf("admin client certificate: %w", err)
-	}
-
 	serverURL := "https://" + net.JoinHostPort(dialHost(o.BindAddress), fmt.Sprint(o.SecurePort))
-	kubeconfig := filepath.Join(dataDir, "admin.kubeconfig")
-	if err := writeAdminKubeconfig(kubeconfig, serverURL, ca, adminCert, adminKey); err != nil {
+	kubeconfigs, err := writeComponentKubeconfigs(ca, serverURL, dataDir, o.Node)
+	if err != nil {
 		return err
 	}
+	kubeconfig := kubeconfigs.admin
 
-	opts := server.NewOptions()
 	opts.BindAddress = o.BindAddress
 	opts.SecurePort = o.SecurePort
 	opts.CertDir = pkiDir
@@ -121,7 +122,7 @@ func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) err
 	opts.EtcdServers = o.EtcdServers
 	// Node agents accept client certificates from the cluster CA; this one
 	// is the API server's, for pods/log, under kubeadm's name.
-	if opts.KubeletClientCertFile, opts.KubeletClientKeyFile, err = ca.EnsureClientCert(pkiDir, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{adminGroup}); err != nil {
+	if opts.KubeletClientCertFile, opts.KubeletClientKeyFile, err = ca.EnsureClientCert(pkiDir, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{authentication.GroupMasters}); err != nil {
 		return fmt.Errorf("kubelet client certificate: %w", err)
 	}
 	// Service-account tokens (TokenRequest, projected tokens) are signed
@@ -131,36 +132,87 @@ func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) err
 	}
 	opts.ServiceAccountIssuers = []string{"https://kubernetes.default.svc.cluster.local"}
 
-	// The local node agent stops with the control plane's context; its
-	// containerd is stopped before up returns.
-	var localNode sync.WaitGroup
-	defer localNode.Wait()
-	onReady := func(ctx context.Context) error {
-		if err := waitReady(ctx, kubeconfig); err != nil {
+	// The components (controller manager, scheduler, nodes) stop first and
+	// the API server only once they have: stopping the server under them
+	// makes them log failed requests and lost leader elections. The
+	// server's own context therefore ignores ctx and ends when they are
+	// gone (or when up returns).
+	componentsCtx, stopComponents := context.WithCancel(ctx)
+	defer stopComponents()
+	serverCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServer()
+	var components sync.WaitGroup
+	go func() {
+		<-componentsCtx.Done()
+		components.Wait()
+		stopServer()
+	}()
+	onReady := func(readyCtx context.Context) error {
+		if err := waitReady(readyCtx, kubeconfig); err != nil {
 			return err
 		}
-		if err := startUpControlPlane(ctx, o, kubeconfig, ca.CertFile); err != nil {
+		if err := startUpControlPlane(componentsCtx, o, kubeconfigs, simulatedNodeConfig(ca, serverURL, pkiDir), ca.CertFile, &components); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "Tower is up. Use:\n  %s kubectl --kubeconfig %s get namespaces\nor:\n  export KUBECONFIG=%s\n", program, kubeconfig, kubeconfig)
-		return startLocalNode(ctx, o.Node, dataDir, kubeconfig, out, &localNode)
+		return startLocalNode(componentsCtx, o.Node, dataDir, kubeconfigs.node, out, &components)
 	}
-	return runAPIServer(ctx, opts, filepath.Join(dataDir, "etcd"), onReady)
+	err = runAPIServer(serverCtx, opts, filepath.Join(dataDir, "etcd"), onReady)
+	// The server failed, or stopped after the components: either way
+	// nothing may outlive up (the local node stops its containerd).
+	stopComponents()
+	components.Wait()
+	return err
 }
 
-func writeAdminKubeconfig(path, serverURL string, ca *pki.CA, certFile, keyFile string) error {
-	certPEM, err := os.ReadFile(certFile)
-	if err != nil {
-		return fmt.Errorf("reading admin certificate: %w", err)
+// upKubeconfigs are the kubeconfigs tower up writes into its data
+// directory, one identity per component as kubeadm's: the admin
+// (system:masters), the controller manager and the scheduler under their
+// bootstrap-policy users, and the local node as system:node:<name> in
+// system:nodes, which the Node authorizer and NodeRestriction confine to
+// that node's objects.
+type upKubeconfigs struct {
+	admin, controllerManager, scheduler, node string
+}
+
+func writeComponentKubeconfigs(ca *pki.CA, serverURL, dataDir string, node *nodeOptions) (upKubeconfigs, error) {
+	pkiDir := filepath.Join(dataDir, "pki")
+	k := upKubeconfigs{
+		admin:             filepath.Join(dataDir, "admin.kubeconfig"),
+		controllerManager: filepath.Join(dataDir, "controller-manager.kubeconfig"),
+		scheduler:         filepath.Join(dataDir, "scheduler.kubeconfig"),
 	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return fmt.Errorf("reading admin key: %w", err)
+	type identity struct {
+		path, certName, user string
+		groups               []string
 	}
-	if err := pki.WriteKubeconfig(path, serverURL, ca.CertPEM, certPEM, keyPEM, adminUser, clusterName); err != nil {
-		return fmt.Errorf("writing admin kubeconfig: %w", err)
+	identities := []identity{
+		{k.admin, "admin", adminUser, []string{authentication.GroupMasters}},
+		{k.controllerManager, "controller-manager", authorization.UserKubeControllerManager, nil},
+		{k.scheduler, "scheduler", authorization.UserKubeScheduler, nil},
 	}
-	return nil
+	if node != nil {
+		k.node = filepath.Join(dataDir, "kubelet.kubeconfig")
+		identities = append(identities, identity{k.node, "kubelet", authentication.NodeUserPrefix + node.NodeName, []string{authentication.GroupNodes}})
+	}
+	for _, id := range identities {
+		if err := ca.WriteClientKubeconfig(id.path, serverURL, pkiDir, id.certName, id.user, id.groups); err != nil {
+			return upKubeconfigs{}, err
+		}
+	}
+	return k, nil
+}
+
+// simulatedNodeConfig gives each simulated node a client certificate of
+// its own (system:node:<name>), kept under <pki>/simulated-nodes.
+func simulatedNodeConfig(ca *pki.CA, serverURL, pkiDir string) func(string) (*rest.Config, error) {
+	return func(name string) (*rest.Config, error) {
+		certFile, keyFile, err := ca.EnsureClientCert(filepath.Join(pkiDir, "simulated-nodes"), name, authentication.NodeUserPrefix+name, []string{authentication.GroupNodes})
+		if err != nil {
+			return nil, fmt.Errorf("client certificate of simulated node %s: %w", name, err)
+		}
+		return &rest.Config{Host: serverURL, TLSClientConfig: rest.TLSClientConfig{CAFile: ca.CertFile, CertFile: certFile, KeyFile: keyFile}}, nil
+	}
 }
 
 // programName is how the user invoked tower, when given as a path (as
@@ -173,9 +225,11 @@ func programName() string {
 }
 
 // servingHosts are the names, beyond pki's defaults, the serving
-// certificate must cover: the bind address when it is a specific one, and
-// this machine's hostname for clients on other machines.
-func servingHosts(bindAddress string) []string {
+// certificate must cover: the bind address when it is a specific one, this
+// machine's hostname and addresses for clients on other machines, and the
+// kubernetes Service's cluster IP for pods. The certificate is reissued at
+// start whenever this set grows (a new address), and kept otherwise.
+func servingHosts(bindAddress string, serviceIP netip.Addr) []string {
 	var hosts []string
 	if ip := net.ParseIP(bindAddress); ip != nil && !ip.IsUnspecified() {
 		hosts = append(hosts, bindAddress)
@@ -183,7 +237,24 @@ func servingHosts(bindAddress string) []string {
 	if name, err := os.Hostname(); err == nil && name != "" {
 		hosts = append(hosts, name)
 	}
-	return hosts
+	hosts = append(hosts, hostAddresses()...)
+	return append(hosts, serviceIP.String())
+}
+
+// hostAddresses lists the global unicast addresses of this machine's
+// interfaces; none when they cannot be read (loopback still works).
+func hostAddresses() []string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		if ipNet, ok := a.(*net.IPNet); ok && ipNet.IP.IsGlobalUnicast() {
+			out = append(out, ipNet.IP.String())
+		}
+	}
+	return out
 }
 
 // dialHost is the address a local client uses to reach a server bound to

@@ -88,8 +88,10 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	if pod.DeletionTimestamp != nil {
 		// The containers "stop" at once: confirm the deletion as the
 		// kubelet does, with a zero grace period.
-		uid := pod.UID
-		err := r.client.Delete(ctx, pod, client.GracePeriodSeconds(0), client.Preconditions{UID: &uid})
+		err := r.sim.writer(node).CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: new(int64),
+			Preconditions:      metav1.NewUIDPreconditions(string(pod.UID)),
+		})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return reconcile.Result{}, fmt.Errorf("finishing deletion of pod %s: %w", req, err)
 		}
@@ -128,7 +130,7 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	}
 	updated := pod.DeepCopy()
 	updated.Status = status
-	if err := r.client.Status().Update(ctx, updated); err != nil {
+	if _, err := r.sim.writer(node).CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return reconcile.Result{}, nil
 		}

@@ -50,9 +50,15 @@ const (
 
 // Config describes a set of simulated nodes.
 type Config struct {
-	// RESTConfig reaches the API server, with rights to write nodes,
-	// leases, pods and pods/status.
+	// RESTConfig reaches the API server, with rights to read the nodes
+	// and pods, and to write them too unless NodeRESTConfig is set.
 	RESTConfig *rest.Config
+	// NodeRESTConfig, when set, gives each simulated node its own
+	// identity (system:node:<name> in system:nodes, as a kubelet has):
+	// the node's registration, status, Lease and its pods' status and
+	// deletion are then written with it, through the Node authorizer and
+	// NodeRestriction like a real node's.
+	NodeRESTConfig func(node string) (*rest.Config, error)
 	// Nodes is how many nodes to simulate, named NamePrefix0, 1, ...
 	Nodes      int
 	NamePrefix string
@@ -91,8 +97,10 @@ func (c *Config) defaults() {
 type Simulator struct {
 	cfg       Config
 	clientset kubernetes.Interface
-	names     []string
-	index     map[string]int
+	// writers are the nodes' own clients (NodeRESTConfig), by node name.
+	writers map[string]kubernetes.Interface
+	names   []string
+	index   map[string]int
 
 	mu sync.Mutex
 	// silenced nodes stop renewing their Lease, as a node that lost its
@@ -135,13 +143,34 @@ func New(cfg Config) (*Simulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulator: building clientset: %w", err)
 	}
-	s := &Simulator{cfg: cfg, clientset: cs, index: map[string]int{}, silenced: map[string]bool{}, ipam: map[string]*podIPs{}, resync: make(chan event.GenericEvent, 64)}
+	s := &Simulator{cfg: cfg, clientset: cs, writers: map[string]kubernetes.Interface{}, index: map[string]int{}, silenced: map[string]bool{}, ipam: map[string]*podIPs{}, resync: make(chan event.GenericEvent, 64)}
 	for i := range cfg.Nodes {
 		name := fmt.Sprintf("%s%d", cfg.NamePrefix, i)
 		s.names = append(s.names, name)
 		s.index[name] = i
+		if cfg.NodeRESTConfig == nil {
+			continue
+		}
+		nodeConfig, err := cfg.NodeRESTConfig(name)
+		if err != nil {
+			return nil, fmt.Errorf("simulator: client configuration of node %s: %w", name, err)
+		}
+		nodeConfig = rest.CopyConfig(nodeConfig)
+		nodeConfig.QPS, nodeConfig.Burst = rc.QPS, rc.Burst
+		if s.writers[name], err = kubernetes.NewForConfig(nodeConfig); err != nil {
+			return nil, fmt.Errorf("simulator: clientset of node %s: %w", name, err)
+		}
 	}
 	return s, nil
+}
+
+// writer is the client node writes with: its own identity when it has
+// one.
+func (s *Simulator) writer(node string) kubernetes.Interface {
+	if w, ok := s.writers[node]; ok {
+		return w
+	}
+	return s.clientset
 }
 
 // NodeNames lists the simulated nodes.
@@ -248,7 +277,7 @@ func (s *Simulator) registerNode(ctx context.Context, i int, name string) error 
 		TypeLabel:              "true",
 	}
 	maps.Copy(labels, s.cfg.Labels)
-	nodes := s.clientset.CoreV1().Nodes()
+	nodes := s.writer(name).CoreV1().Nodes()
 	node, err := nodes.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -319,7 +348,7 @@ func (s *Simulator) reassertReady(ctx context.Context, name string) error {
 		}
 	}
 	node.Status.Conditions = healthyConditions(metav1.Now())
-	if _, err := s.clientset.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+	if _, err := s.writer(name).CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 		if apierrors.IsConflict(err) {
 			return nil
 		}
@@ -391,7 +420,7 @@ func (s *Simulator) heartbeat(ctx context.Context) error {
 }
 
 func (s *Simulator) renewLease(ctx context.Context, node *corev1.Node) error {
-	leases := s.clientset.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	leases := s.writer(node.Name).CoordinationV1().Leases(corev1.NamespaceNodeLease)
 	now := metav1.NowMicro()
 	seconds := int32(s.cfg.LeaseDuration / time.Second)
 	lease, err := leases.Get(ctx, node.Name, metav1.GetOptions{})
