@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,7 +299,7 @@ func (w *podWorker) sync(ctx context.Context, pod *corev1.Pod, removed bool) (do
 	}
 	var errs []error
 	if w.sandbox == nil {
-		sandbox, err := w.agent.network.Setup(ctx, string(pod.UID), pod.Namespace, pod.Name)
+		sandbox, err := w.agent.network.Setup(ctx, string(pod.UID), pod.Namespace, pod.Name, hostPorts(pod))
 		if err != nil {
 			errs = append(errs, err)
 		} else {
@@ -497,6 +498,31 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *core
 	logr.FromContextOrDiscard(ctx).V(2).Info("started container", "container", c.Name, "id", id, "restartCount", restartCount)
 	w.runPostStart(ctx, pod, c, rec)
 	return nil
+}
+
+// hostPorts are the ports the pod's containers publish on the node.
+func hostPorts(pod *corev1.Pod) []podnet.PortMapping {
+	var ports []podnet.PortMapping
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			for _, p := range c.Ports {
+				if p.HostPort == 0 {
+					continue
+				}
+				protocol := p.Protocol
+				if protocol == "" {
+					protocol = corev1.ProtocolTCP
+				}
+				ports = append(ports, podnet.PortMapping{
+					HostPort:      p.HostPort,
+					ContainerPort: p.ContainerPort,
+					Protocol:      strings.ToLower(string(protocol)),
+					HostIP:        p.HostIP,
+				})
+			}
+		}
+	}
+	return ports
 }
 
 // containerID names one run of a pod's container in containerd.

@@ -1,6 +1,7 @@
 // Package podnet gives each pod its own network namespace, wired through
 // the standard CNI plugins: a bridge on the node with host-local IPAM over
-// the node's pod CIDR, and loopback inside the pod.
+// the node's pod CIDR, loopback inside the pod, and portmap for the pod's
+// host ports.
 package podnet
 
 import (
@@ -28,7 +29,7 @@ const networkName = "tower"
 
 // Config describes the node's pod network.
 type Config struct {
-	// BinDir holds the CNI plugins (bridge, host-local, loopback).
+	// BinDir holds the CNI plugins (bridge, host-local, loopback, portmap).
 	BinDir string
 	// StateDir keeps IPAM allocations, CNI's result cache and the pods'
 	// namespace mounts; one per agent, so agents sharing a machine do not
@@ -46,10 +47,23 @@ type Config struct {
 
 // Network sets up and tears down pod network namespaces.
 type Network struct {
-	cfg      Config
-	cni      *libcni.CNIConfig
-	bridge   *libcni.NetworkConfigList
-	loopback *libcni.NetworkConfigList
+	cfg    Config
+	cni    *libcni.CNIConfig
+	bridge *libcni.NetworkConfigList
+	// withPortmap is the bridge followed by portmap, for pods with host
+	// ports; it also tears every pod down, since portmap's DEL removes
+	// nothing it did not add.
+	withPortmap *libcni.NetworkConfigList
+	loopback    *libcni.NetworkConfigList
+}
+
+// PortMapping publishes a pod's port on the node, as a container port's
+// hostPort asks.
+type PortMapping struct {
+	HostPort      int32  `json:"hostPort"`
+	ContainerPort int32  `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+	HostIP        string `json:"hostIP,omitempty"`
 }
 
 // Sandbox is a pod's network: its namespace and address.
@@ -66,44 +80,57 @@ func New(cfg Config) (*Network, error) {
 	if cfg.BinDir == "" {
 		cfg.BinDir = DefaultBinDir
 	}
-	for _, plugin := range []string{"bridge", "host-local", "loopback"} {
+	for _, plugin := range []string{"bridge", "host-local", "loopback", "portmap"} {
 		if _, err := os.Stat(filepath.Join(cfg.BinDir, plugin)); err != nil {
 			return nil, fmt.Errorf("CNI plugin %s missing in %s (apt-get install containernetworking-plugins): %w", plugin, cfg.BinDir, err)
 		}
 	}
-	bridgeConf, err := json.Marshal(map[string]any{
-		"cniVersion": "1.0.0",
-		"name":       networkName,
-		"plugins": []any{map[string]any{
-			"type":        "bridge",
-			"bridge":      cfg.Bridge,
-			"isGateway":   true,
-			"hairpinMode": true,
-			"ipam": map[string]any{
-				"type":    "host-local",
-				"ranges":  [][]map[string]string{{{"subnet": cfg.PodCIDR}}},
-				"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
-				"dataDir": filepath.Join(cfg.StateDir, "ipam"),
-			},
-		}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encoding bridge config: %w", err)
+	bridgePlugin := map[string]any{
+		"type":        "bridge",
+		"bridge":      cfg.Bridge,
+		"isGateway":   true,
+		"hairpinMode": true,
+		"ipam": map[string]any{
+			"type":    "host-local",
+			"ranges":  [][]map[string]string{{{"subnet": cfg.PodCIDR}}},
+			"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
+			"dataDir": filepath.Join(cfg.StateDir, "ipam"),
+		},
 	}
-	bridge, err := libcni.NetworkConfFromBytes(bridgeConf)
+	// SNAT lets the node itself (and pods, hairpin) reach a host port.
+	portmapPlugin := map[string]any{"type": "portmap", "snat": true, "capabilities": map[string]bool{"portMappings": true}}
+	bridge, err := networkList(bridgePlugin)
 	if err != nil {
-		return nil, fmt.Errorf("bridge config: %w", err)
+		return nil, err
+	}
+	withPortmap, err := networkList(bridgePlugin, portmapPlugin)
+	if err != nil {
+		return nil, err
 	}
 	loopback, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"loopback","plugins":[{"type":"loopback"}]}`))
 	if err != nil {
 		return nil, fmt.Errorf("loopback config: %w", err)
 	}
 	return &Network{
-		cfg:      cfg,
-		cni:      libcni.NewCNIConfigWithCacheDir([]string{cfg.BinDir}, filepath.Join(cfg.StateDir, "cache"), nil),
-		bridge:   bridge,
-		loopback: loopback,
+		cfg:         cfg,
+		cni:         libcni.NewCNIConfigWithCacheDir([]string{cfg.BinDir}, filepath.Join(cfg.StateDir, "cache"), nil),
+		bridge:      bridge,
+		withPortmap: withPortmap,
+		loopback:    loopback,
 	}, nil
+}
+
+// networkList is the pod network's CNI configuration with plugins chained.
+func networkList(plugins ...any) (*libcni.NetworkConfigList, error) {
+	conf, err := json.Marshal(map[string]any{"cniVersion": "1.0.0", "name": networkName, "plugins": plugins})
+	if err != nil {
+		return nil, fmt.Errorf("encoding CNI config: %w", err)
+	}
+	list, err := libcni.NetworkConfFromBytes(conf)
+	if err != nil {
+		return nil, fmt.Errorf("CNI config: %w", err)
+	}
+	return list, nil
 }
 
 func (n *Network) runtimeConf(podUID, namespace, name, netnsPath string) *libcni.RuntimeConf {
@@ -131,8 +158,9 @@ func (n *Network) inHostNetwork(fn func() error) error {
 	return ns.WithNetNSPath(n.cfg.HostNetNSPath, func(ns.NetNS) error { return fn() })
 }
 
-// Setup creates the pod's namespace and attaches it to the bridge.
-func (n *Network) Setup(ctx context.Context, podUID, namespace, name string) (Sandbox, error) {
+// Setup creates the pod's namespace, attaches it to the bridge and
+// publishes its host ports.
+func (n *Network) Setup(ctx context.Context, podUID, namespace, name string, ports []PortMapping) (Sandbox, error) {
 	podNS, err := netns.NewNetNS(filepath.Join(n.cfg.StateDir, "netns"))
 	if err != nil {
 		return Sandbox{}, fmt.Errorf("creating network namespace: %w", err)
@@ -144,8 +172,13 @@ func (n *Network) Setup(ctx context.Context, podUID, namespace, name string) (Sa
 		if _, err := n.cni.AddNetworkList(ctx, n.loopback, n.runtimeConf(podUID, namespace, name, path)); err != nil {
 			return fmt.Errorf("loopback: %w", err)
 		}
+		list := n.bridge
+		if len(ports) > 0 {
+			list = n.withPortmap
+			rt.CapabilityArgs = map[string]any{"portMappings": ports}
+		}
 		var err error
-		result, err = n.cni.AddNetworkList(ctx, n.bridge, rt)
+		result, err = n.cni.AddNetworkList(ctx, list, rt)
 		return err
 	})
 	if err != nil {
@@ -164,7 +197,7 @@ func (n *Network) Setup(ctx context.Context, podUID, namespace, name string) (Sa
 func (n *Network) Teardown(ctx context.Context, podUID, namespace, name, netnsPath string) error {
 	rt := n.runtimeConf(podUID, namespace, name, netnsPath)
 	err := n.inHostNetwork(func() error {
-		return n.cni.DelNetworkList(ctx, n.bridge, rt)
+		return n.cni.DelNetworkList(ctx, n.withPortmap, rt)
 	})
 	if err != nil {
 		return fmt.Errorf("CNI del for pod %s/%s: %w", namespace, name, err)

@@ -49,12 +49,12 @@ func requireNodeFacilities(t *testing.T) {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
 	}
-	for _, tool := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ip"} {
+	for _, tool := range []string{"containerd", "containerd-shim-runc-v2", "runc", "ip", "iptables"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
 	}
-	for _, plugin := range []string{"bridge", "host-local", "loopback"} {
+	for _, plugin := range []string{"bridge", "host-local", "loopback", "portmap"} {
 		if _, err := os.Stat(filepath.Join(podnet.DefaultBinDir, plugin)); err != nil {
 			missing = append(missing, "CNI plugin "+plugin)
 		}
@@ -79,6 +79,43 @@ type node struct {
 	runtime    *containers.Runtime
 	hostNetNS  string
 	rootDir    string
+
+	agentConfig nodeagent.Config
+	logger      logr.Logger
+	// agent is the running agent; nil while it is stopped.
+	agent *runningAgent
+}
+
+type runningAgent struct {
+	stop func()
+	done chan error
+}
+
+// startAgent runs the node agent until stopAgent.
+func (n *node) startAgent() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &runningAgent{stop: cancel, done: make(chan error, 1)}
+	go func() { a.done <- nodeagent.Run(logr.NewContext(ctx, n.logger), n.agentConfig) }()
+	n.agent = a
+}
+
+// stopAgent stops the agent as a node going down does: its containers
+// keep running.
+func (n *node) stopAgent(t *testing.T) {
+	t.Helper()
+	if n.agent == nil {
+		return
+	}
+	n.agent.stop()
+	select {
+	case err := <-n.agent.done:
+		if err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("agent did not stop within 30s")
+	}
+	n.agent = nil
 }
 
 // nodeSetup adjusts the control plane and the agent a test starts.
@@ -145,8 +182,6 @@ func startNodeWith(t *testing.T, setup nodeSetup) *node {
 	}
 	t.Cleanup(func() { removeAllContainers(t, rt) })
 
-	agentCtx, stopAgent := context.WithCancel(context.Background())
-	agentDone := make(chan error, 1)
 	rootDir := filepath.Join(dir, "node")
 	agentConfig := nodeagent.Config{
 		NodeName:            nodeName,
@@ -166,22 +201,9 @@ func startNodeWith(t *testing.T, setup nodeSetup) *node {
 	if setup.agent != nil {
 		setup.agent(&agentConfig)
 	}
-	go func() {
-		agentDone <- nodeagent.Run(logr.NewContext(agentCtx, logger), agentConfig)
-	}()
-	t.Cleanup(func() {
-		stopAgent()
-		select {
-		case err := <-agentDone:
-			if err != nil {
-				t.Errorf("agent: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("agent did not stop within 30s")
-		}
-	})
-
-	n := &node{config: cp.Config, kubeconfig: cp.KubeconfigPath, client: cp.Clientset(), runtime: rt, hostNetNS: hostNetNS, rootDir: rootDir}
+	n := &node{config: cp.Config, kubeconfig: cp.KubeconfigPath, client: cp.Clientset(), runtime: rt, hostNetNS: hostNetNS, rootDir: rootDir, agentConfig: agentConfig, logger: logger}
+	n.startAgent()
+	t.Cleanup(func() { n.stopAgent(t) })
 	// Runs before the agent stops: pods left by the test go through the
 	// agent's own clean-up, and what it misses is unmounted here.
 	t.Cleanup(func() { n.removeAllPods(t) })
