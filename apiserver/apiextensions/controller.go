@@ -53,8 +53,9 @@ type Config struct {
 	// WatchCache puts a watch cache in front of every custom resource store.
 	WatchCache bool
 	// OnChange receives the served custom resources (in discovery order)
+	// and the CRDs serving them (as served: with their accepted names)
 	// whenever they change.
-	OnChange func(resources []*registry.Resource)
+	OnChange func(resources []*registry.Resource, crds []*apiextensionsv1.CustomResourceDefinition)
 }
 
 // Manager establishes CRDs and serves their custom resources.
@@ -79,6 +80,8 @@ type servedVersion struct {
 
 // servedCRD is what a CRD currently serves, and what it was built from.
 type servedCRD struct {
+	// crd is the CRD the versions were built from.
+	crd           *apiextensionsv1.CustomResourceDefinition
 	uid           string
 	generation    int64
 	acceptedNames apiextensionsv1.CustomResourceDefinitionNames
@@ -322,7 +325,7 @@ func (m *Manager) serve(ctx context.Context, crd *apiextensionsv1.CustomResource
 	}
 	storedGV := schema.GroupVersion{Group: crd.Spec.Group, Version: storageVersion}
 	crdCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	next := &servedCRD{uid: string(crd.UID), generation: crd.Generation, acceptedNames: crd.Status.AcceptedNames, stop: stop}
+	next := &servedCRD{crd: crd, uid: string(crd.UID), generation: crd.Generation, acceptedNames: crd.Status.AcceptedNames, stop: stop}
 	for i := range crd.Spec.Versions {
 		version := &crd.Spec.Versions[i]
 		if !version.Served {
@@ -386,12 +389,16 @@ func (m *Manager) replace(name string, next *servedCRD) {
 		}
 	}
 	resources := m.resourcesLocked()
+	crds := make([]*apiextensionsv1.CustomResourceDefinition, 0, len(m.byCRD))
+	for _, served := range m.byCRD {
+		crds = append(crds, served.crd)
+	}
 	m.mu.Unlock()
 	if previous != nil {
 		previous.stop()
 	}
 	if m.cfg.OnChange != nil {
-		m.cfg.OnChange(resources)
+		m.cfg.OnChange(resources, crds)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -33,10 +34,19 @@ const (
 // handlers. The first /openapi/v3 request builds every group version's
 // document, because the discovery document lists each with its hash.
 type Documents struct {
-	assembler     *assembler
-	v2            http.Handler
-	v3            *handler3.OpenAPIService
-	groupVersions map[string]bool
+	assembler *assembler
+	// staticV2 is the built-in part of /openapi/v2, built once.
+	staticV2 func() (*spec.Swagger, error)
+	// v2Service serves v2Handler; custom resources swap its document.
+	v2Service *handler.OpenAPIService
+	v2        http.Handler
+	v3        *handler3.OpenAPIService
+	// builtinGroupVersions are the v3 documents of built-in resources;
+	// custom holds those of custom resources and their definitions.
+	builtinGroupVersions map[string]bool
+	custom               atomic.Pointer[customResources]
+	// updating serializes UpdateCustomResources.
+	updating sync.Mutex
 }
 
 // New describes the OpenAPI documents of catalog's resources. scheme names
@@ -57,16 +67,21 @@ func New(catalog *registry.Catalog, scheme *runtime.Scheme, version string) (*Do
 	}
 	a := &assembler{services: services, namer: namer, version: version, kindModels: kindModels(services)}
 
-	d := &Documents{assembler: a, v3: handler3.NewOpenAPIService(), groupVersions: map[string]bool{}}
-	v2 := handler.NewOpenAPIServiceLazy(cached.Once(cached.Func(a.swagger)))
+	d := &Documents{assembler: a, v3: handler3.NewOpenAPIService(), builtinGroupVersions: map[string]bool{}}
+	d.custom.Store(&customResources{})
+	d.staticV2 = sync.OnceValues(func() (*spec.Swagger, error) {
+		doc, _, err := a.swagger()
+		return doc, err
+	})
+	d.v2Service = handler.NewOpenAPIServiceLazy(d.v2Document(d.custom.Load()))
 	capture := &handlerCapture{}
-	v2.RegisterOpenAPIVersionedService(v2Path, capture)
+	d.v2Service.RegisterOpenAPIVersionedService(v2Path, capture)
 	d.v2 = capture.handler
 
 	v3Docs := sync.OnceValues(a.openAPIV3)
 	for _, ws := range services {
 		name := ws.groupVersionName()
-		d.groupVersions[name] = true
+		d.builtinGroupVersions[name] = true
 		d.v3.UpdateGroupVersionLazy(name, cached.Func(func() (*spec3.OpenAPI, string, error) {
 			docs, err := v3Docs()
 			if err != nil {
@@ -91,7 +106,8 @@ func (d *Documents) ServeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	case path == v3Path || path == v3Path+"/":
 		d.v3.HandleDiscovery(w, r)
 	case strings.HasPrefix(path, v3Path+"/"):
-		if !d.groupVersions[strings.TrimPrefix(path, v3Path+"/")] {
+		name := strings.TrimPrefix(path, v3Path+"/")
+		if _, custom := d.custom.Load().groupVersions[name]; !d.builtinGroupVersions[name] && !custom {
 			http.NotFound(w, r)
 			return true
 		}

@@ -265,8 +265,11 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 			return a.keyPrefix(&registry.Resource{StoragePrefix: storagePrefix})
 		},
 		WatchCache: o.WatchCache,
-		OnChange: func(custom []*registry.Resource) {
+		OnChange: func(custom []*registry.Resource, crds []*apiextensionsv1.CustomResourceDefinition) {
 			a.discovery.Update(registry.NewCatalog(append(slices.Clip(builtins), custom...)))
+			if err := a.openapi.UpdateCustomResources(crds); err != nil {
+				logr.FromContextOrDiscard(ctx).WithName("apiserver").Error(err, "custom resources left out of the OpenAPI documents")
+			}
 		},
 	})
 	if err != nil {
