@@ -58,6 +58,12 @@ func (a *Attributes) AddAnnotation(key, value string) {
 // Annotations are the audit annotations plugins added.
 func (a *Attributes) Annotations() map[string]string { return a.annotations }
 
+// isPod reports whether the write is to a pod itself (not a
+// subresource), the case most pod plugins look at.
+func (a *Attributes) isPod() bool {
+	return a.Resource.Group == "" && a.Resource.Resource == "pods" && a.Subresource == ""
+}
+
 // Mutator may change (or refuse) a write before the object is validated.
 // Errors should be API errors (apierrors.StatusError) carrying
 // kube-apiserver's reason and code.

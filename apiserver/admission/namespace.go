@@ -7,8 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"tower.dev/tower/apiserver/storage"
 )
 
 // immortalNamespaces cannot be deleted, as upstream.
@@ -21,9 +19,7 @@ var immortalNamespaces = map[string]bool{
 // NamespaceLifecycle refuses content in namespaces that do not exist or are
 // being terminated, and the deletion of the system namespaces.
 type NamespaceLifecycle struct {
-	// Namespaces is the namespace store; KeyPrefix its key prefix.
-	Namespaces storage.Interface
-	KeyPrefix  string
+	Namespaces Objects
 }
 
 // Admit implements Interface.
@@ -54,20 +50,10 @@ func (p *NamespaceLifecycle) Admit(ctx context.Context, a *Attributes) error {
 	return nil
 }
 
-// namespace reads from the cache first and confirms a miss with a
-// consistent read, so a namespace created a moment ago is found.
 func (p *NamespaceLifecycle) namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
-	key := p.KeyPrefix + "/" + name
 	ns := &corev1.Namespace{}
-	err := p.Namespaces.Get(ctx, key, storage.GetOptions{ResourceVersion: "0"}, ns)
-	if storage.IsNotFound(err) {
-		err = p.Namespaces.Get(ctx, key, storage.GetOptions{}, ns)
-	}
-	if storage.IsNotFound(err) {
-		return nil, apierrors.NewNotFound(corev1.Resource("namespaces"), name)
-	}
-	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("read namespace %s: %w", name, err))
+	if err := p.Namespaces.Get(ctx, "", name, ns); err != nil {
+		return nil, err
 	}
 	return ns, nil
 }

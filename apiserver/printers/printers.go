@@ -25,6 +25,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -212,6 +213,8 @@ func printerFor(obj runtime.Object) (printer, bool) {
 		return cellPrinter(roleBindingColumns("roleBinding"), roleBindingCells), true
 	case *rbacv1.ClusterRoleBinding:
 		return cellPrinter(roleBindingColumns("clusterRoleBinding"), clusterRoleBindingCells), true
+	case *schedulingv1.PriorityClass:
+		return cellPrinter(priorityClassColumns(), priorityClassCells), true
 	case *policyv1.PodDisruptionBudget:
 		return cellPrinter(podDisruptionBudgetColumns(), podDisruptionBudgetCells), true
 	case *admissionregistrationv1.MutatingWebhookConfiguration:

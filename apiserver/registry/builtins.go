@@ -167,6 +167,7 @@ func Builtins() *Catalog {
 			strategy: newEventsV1Strategy()},
 	}
 	specs = append(specs, rbacSpecs()...)
+	specs = append(specs, schedulingSpecs()...)
 	specs = append(specs, reviewSpecs()...)
 	resources := make([]*Resource, 0, len(specs))
 	byGVR := map[schema.GroupVersionResource]*Resource{}

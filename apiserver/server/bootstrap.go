@@ -7,14 +7,17 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"tower.dev/tower/apiserver/admission"
 	"tower.dev/tower/apiserver/endpoints"
+	"tower.dev/tower/apiserver/registry"
 	"tower.dev/tower/apiserver/storage"
 )
 
@@ -22,7 +25,8 @@ import (
 var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
 // bootstrap creates what kube-apiserver guarantees at start: the system
-// namespaces, the default/kubernetes service and the RBAC bootstrap policy.
+// namespaces, the default/kubernetes service, the system priority classes
+// and the RBAC bootstrap policy.
 func (a *api) bootstrap(ctx context.Context) error {
 	namespaces := a.byGVR[corev1.SchemeGroupVersion.WithResource("namespaces")]
 	for _, name := range systemNamespaces {
@@ -50,6 +54,12 @@ func (a *api) bootstrap(ctx context.Context) error {
 	svc.Spec.ClusterIPs = []string{svc.Spec.ClusterIP}
 	if err := a.ensure(ctx, services, svc); err != nil {
 		return err
+	}
+	priorityClasses := a.byGVR[schedulingv1.SchemeGroupVersion.WithResource("priorityclasses")]
+	for _, pc := range registry.SystemPriorityClasses() {
+		if err := a.ensure(ctx, priorityClasses, pc); err != nil {
+			return err
+		}
 	}
 	return a.bootstrapPolicy(ctx)
 }
@@ -79,10 +89,13 @@ func (a *api) ensure(ctx context.Context, e *endpoints.Endpoint, obj runtime.Obj
 // AllOrderedPlugins), narrowed by --enable-admission-plugins and
 // --disable-admission-plugins.
 func (a *api) admission(log logr.Logger) (admission.Interface, error) {
-	namespaces := a.byGVR[corev1.SchemeGroupVersion.WithResource("namespaces")]
 	chain := admission.Chain{
-		{Name: "NamespaceLifecycle", Impl: &admission.NamespaceLifecycle{Namespaces: namespaces.Store, KeyPrefix: namespaces.KeyPrefix}},
+		{Name: "NamespaceLifecycle", Impl: &admission.NamespaceLifecycle{Namespaces: a.objects(corev1.SchemeGroupVersion.WithResource("namespaces"))}},
+		{Name: "LimitRanger", Impl: &admission.LimitRanger{LimitRanges: a.objects(corev1.SchemeGroupVersion.WithResource("limitranges"))}},
+		{Name: "ServiceAccount", Impl: &admission.ServiceAccount{ServiceAccounts: a.objects(corev1.SchemeGroupVersion.WithResource("serviceaccounts"))}},
 		{Name: "NodeRestriction", Impl: &admission.NodeRestriction{Pods: a.storedPod, Nodes: a.storedNode}},
+		{Name: "Priority", Impl: &admission.Priority{PriorityClasses: a.objects(schedulingv1.SchemeGroupVersion.WithResource("priorityclasses"))}},
+		{Name: "DefaultTolerationSeconds", Impl: admission.DefaultTolerationSeconds{}},
 		{Name: "RBACEscalation", Builtin: true, Impl: &admission.RBACEscalation{Authorizer: a.security.authorizer, Rules: a.security.rules, Policy: a.security.policy}},
 		{Name: "ServiceIPAllocation", Builtin: true, Impl: a.services},
 	}
@@ -94,6 +107,12 @@ func (a *api) admission(log logr.Logger) (admission.Interface, error) {
 		log.Info("admission plugins Tower does not implement are ignored", "plugins", unknown)
 	}
 	return selected, nil
+}
+
+// objects gives a plugin read access to a served resource.
+func (a *api) objects(gvr schema.GroupVersionResource) admission.Objects {
+	e := a.byGVR[gvr]
+	return admission.Objects{Store: e.Store, KeyPrefix: e.KeyPrefix, Resource: gvr.GroupResource()}
 }
 
 func newServiceAllocator(o *Options, services *endpoints.Endpoint) (*admission.ServiceAllocator, error) {

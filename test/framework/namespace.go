@@ -14,13 +14,20 @@ import (
 const maxNamespacePrefix = 40
 
 // CreateNamespace creates a namespace named after the test, so tests that
-// share a control plane never see each other's objects.
+// share a control plane never see each other's objects. It also creates the
+// namespace's default ServiceAccount, as the controller manager (which
+// these control planes do not run) would, so pods are admitted.
 func (cp *ControlPlane) CreateNamespace(t testing.TB) string {
 	t.Helper()
+	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: namespacePrefix(t.Name())}}
-	created, err := cp.clientset.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
+	created, err := cp.clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("creating namespace for %s: %v", t.Name(), err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	if _, err := cp.clientset.CoreV1().ServiceAccounts(created.Name).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the default service account in %s: %v", created.Name, err)
 	}
 	return created.Name
 }
