@@ -34,6 +34,7 @@ var subresourceVerbs = map[string][]string{
 	"status":      {"get", "patch", "update"},
 	"finalize":    {"update"},
 	"binding":     {"create"},
+	"eviction":    {"create"},
 	"scale":       {"get", "patch", "update"},
 	"log":         {"get"},
 	"exec":        {"create", "get"},
@@ -45,6 +46,7 @@ var subresourceVerbs = map[string][]string{
 // parent's kind; an empty group and version mean the parent's.
 var subresourceKinds = map[string]schema.GroupVersionKind{
 	"binding":     {Kind: "Binding"},
+	"eviction":    {Group: "policy", Version: "v1", Kind: "Eviction"},
 	"exec":        {Kind: "PodExecOptions"},
 	"attach":      {Kind: "PodAttachOptions"},
 	"portforward": {Kind: "PodPortForwardOptions"},
@@ -159,7 +161,7 @@ func subresources(r *registry.Resource) []string {
 		out = append(out, "finalize")
 	}
 	if r.Resource == "pods" && r.Group == "" {
-		out = append(out, "attach", "binding", "exec", "log", "portforward")
+		out = append(out, "attach", "binding", "eviction", "exec", "log", "portforward")
 	}
 	if r.Scale != nil {
 		out = append(out, "scale")

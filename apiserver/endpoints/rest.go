@@ -90,8 +90,11 @@ type request struct {
 	// fields is nil when managedFields are not tracked for the resource.
 	fields *fieldManagers
 	info   *RequestInfo
-	w      http.ResponseWriter
-	r      *http.Request
+	// peers are all served endpoints, for handlers that read or write
+	// another resource (pods/eviction updates PodDisruptionBudgets).
+	peers map[schema.GroupVersionResource]*Endpoint
+	w     http.ResponseWriter
+	r     *http.Request
 }
 
 func (q *request) gr() schema.GroupResource { return q.Resource.GroupResource() }
@@ -126,7 +129,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, info *RequestInf
 		writeError(w, r, h.scope.Codecs, newStatusError(http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource"))
 		return
 	}
-	q := &request{Endpoint: endpoint, scope: h.scope, fields: h.fields[endpoint.Resource.GroupVersionResource], info: info, w: w, r: r}
+	q := &request{Endpoint: endpoint, scope: h.scope, fields: h.fields[endpoint.Resource.GroupVersionResource], info: info, peers: h.endpoints, w: w, r: r}
 	res := endpoint.Resource
 	if info.Namespace != "" && !res.Namespaced && info.Resource != "namespaces" {
 		q.fail(newStatusError(http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource"))
@@ -169,7 +172,7 @@ func (q *request) servesSubresource(name string) bool {
 		return q.Resource.Status != nil
 	case "finalize":
 		return q.Resource.Resource == "namespaces"
-	case "binding":
+	case "binding", "eviction":
 		return q.Resource.Resource == "pods" && q.Resource.Group == ""
 	case "scale":
 		return q.Resource.Scale != nil

@@ -32,8 +32,12 @@ func (q *request) create(ctx context.Context) {
 		q.fail(apierrors.NewMethodNotSupported(q.gr(), "create"))
 		return
 	}
-	if q.info.Subresource == "binding" {
+	switch q.info.Subresource {
+	case "binding":
 		q.bind(ctx)
+		return
+	case "eviction":
+		q.evict(ctx)
 		return
 	}
 	if q.info.Subresource != "" {

@@ -169,6 +169,7 @@ func Builtins() *Catalog {
 	specs = append(specs, rbacSpecs()...)
 	specs = append(specs, schedulingSpecs()...)
 	specs = append(specs, reviewSpecs()...)
+	specs = append(specs, policySpecs()...)
 	resources := make([]*Resource, 0, len(specs))
 	byGVR := map[schema.GroupVersionResource]*Resource{}
 	for _, s := range specs {
