@@ -10,6 +10,7 @@ import (
 	"tower.dev/tower/controllers/cronjob"
 	"tower.dev/tower/controllers/daemonset"
 	"tower.dev/tower/controllers/deployment"
+	"tower.dev/tower/controllers/disruption"
 	"tower.dev/tower/controllers/endpoints"
 	"tower.dev/tower/controllers/endpointslice"
 	"tower.dev/tower/controllers/garbagecollector"
@@ -98,6 +99,7 @@ func controllerSpecs() []controllerSpec {
 		{cronjob.Name, true, plain(cronjob.SetupWithManager)},
 		{daemonset.Name, true, plain(daemonset.SetupWithManager)},
 		{statefulset.Name, true, plain(statefulset.SetupWithManager)},
+		{disruption.Name, true, plain(disruption.SetupWithManager)},
 		{podgc.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
 			return podgc.SetupWithManager(m, podgc.Options{TerminatedPodThreshold: o.TerminatedPodGCThreshold, Period: o.PodGCPeriod})
 		}},
