@@ -73,11 +73,16 @@ func (q *request) bind(ctx context.Context) {
 		q.fail(apiError(err, q.gr(), q.info.Name))
 		return
 	}
-	q.respond(ctx, http.StatusCreated, &metav1.Status{
+	q.respond(ctx, http.StatusCreated, createdStatus())
+}
+
+// createdStatus answers a subresource create that returns no object.
+func createdStatus() *metav1.Status {
+	return &metav1.Status{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"},
 		Status:   metav1.StatusSuccess,
 		Code:     http.StatusCreated,
-	})
+	}
 }
 
 func validateBinding(b *corev1.Binding, podName string) field.ErrorList {

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -70,11 +71,7 @@ func (q *request) evict(ctx context.Context) {
 		q.fail(apiError(err, q.gr(), q.info.Name))
 		return
 	}
-	q.respond(ctx, http.StatusCreated, &metav1.Status{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"},
-		Status:   metav1.StatusSuccess,
-		Code:     http.StatusCreated,
-	})
+	q.respond(ctx, http.StatusCreated, createdStatus())
 }
 
 // evictionDeleteOptions are the eviction's deleteOptions with the request's
@@ -298,23 +295,12 @@ func budgetViolated(cause string) error {
 // setDisruptionAllowedCondition records that the budget allows no more
 // disruptions, as the eviction handler does upstream when it takes the last.
 func setDisruptionAllowedCondition(pdb *policyv1.PodDisruptionBudget) {
-	cond := metav1.Condition{
+	apimeta.SetStatusCondition(&pdb.Status.Conditions, metav1.Condition{
 		Type:               policyv1.DisruptionAllowedCondition,
 		Status:             metav1.ConditionFalse,
 		Reason:             policyv1.InsufficientPodsReason,
 		ObservedGeneration: pdb.Status.ObservedGeneration,
-		LastTransitionTime: metav1.Now(),
-	}
-	for i, c := range pdb.Status.Conditions {
-		if c.Type == cond.Type {
-			if c.Status == cond.Status {
-				cond.LastTransitionTime = c.LastTransitionTime
-			}
-			pdb.Status.Conditions[i] = cond
-			return
-		}
-	}
-	pdb.Status.Conditions = append(pdb.Status.Conditions, cond)
+	})
 }
 
 // disruptAndDelete marks the pod with the DisruptionTarget condition and
