@@ -58,7 +58,11 @@ func (q *request) evict(ctx context.Context) {
 		return
 	}
 	dryRun := len(options.DryRun) > 0
-	if err := q.admit(ctx, admission.Create, eviction, nil, dryRun); err != nil {
+	attrs, err := q.admit(ctx, admission.Create, eviction, nil, dryRun)
+	if err == nil {
+		err = q.validateAdmission(ctx, attrs)
+	}
+	if err != nil {
 		q.fail(apiError(err, q.gr(), q.info.Name))
 		return
 	}
