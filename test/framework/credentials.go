@@ -7,6 +7,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/client-go/rest"
 
 	"tower.dev/tower/apiserver/pki"
 )
@@ -74,4 +78,25 @@ func writeServiceAccountKey(path string) (string, error) {
 		return "", fmt.Errorf("writing service account key: %w", err)
 	}
 	return path, nil
+}
+
+// ConfigFor returns a client configuration that authenticates as user in
+// groups with a client certificate from the control plane's CA, as a
+// component or node with that identity would: for tests of what an
+// identity may do.
+func (cp *ControlPlane) ConfigFor(user string, groups ...string) (*rest.Config, error) {
+	dir := filepath.Join(cp.Dir, "pki")
+	ca, err := pki.LoadOrCreateCA(dir)
+	if err != nil {
+		return nil, fmt.Errorf("loading CA: %w", err)
+	}
+	certFile, keyFile, err := ca.EnsureClientCert(filepath.Join(dir, "clients"), strings.ReplaceAll(user, ":", "_"), user, groups)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate for %s: %w", user, err)
+	}
+	return &rest.Config{
+		Host:            cp.Config.Host,
+		TLSClientConfig: rest.TLSClientConfig{CAFile: ca.CertFile, CertFile: certFile, KeyFile: keyFile},
+		QPS:             -1,
+	}, nil
 }

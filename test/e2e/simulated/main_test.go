@@ -18,6 +18,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -94,22 +95,36 @@ func runTests(m *testing.M) int {
 }
 
 // startManagers runs the controller manager, the scheduler and the
-// simulated nodes until ctx ends; each channel reports one's exit.
+// simulated nodes until ctx ends, each with its own identity as tower up
+// runs them (so the bootstrap policy, the Node authorizer and
+// NodeRestriction are part of every test); each channel reports one's
+// exit.
 func startManagers(ctx context.Context, cp *framework.ControlPlane) ([]chan error, error) {
+	cmConfig, err := cp.ConfigFor("system:kube-controller-manager")
+	if err != nil {
+		return nil, err
+	}
+	schedConfig, err := cp.ConfigFor("system:kube-scheduler")
+	if err != nil {
+		return nil, err
+	}
 	cmOpts := manager.NewControllerManagerOptions()
 	cmOpts.RootCAFile = cp.Config.CAFile
 	cmOpts.NodeMonitorGracePeriod = nodeMonitorGracePeriod
 	cmOpts.PodGCPeriod = time.Second
-	cm, err := manager.NewControllerManager(cp.Config, cmOpts)
+	cm, err := manager.NewControllerManager(cmConfig, cmOpts)
 	if err != nil {
 		return nil, err
 	}
-	sched, err := manager.NewScheduler(cp.Config, manager.NewSchedulerOptions())
+	sched, err := manager.NewScheduler(schedConfig, manager.NewSchedulerOptions())
 	if err != nil {
 		return nil, err
 	}
 	sim, err := simulator.New(simulator.Config{
-		RESTConfig:        cp.Config,
+		RESTConfig: cp.Config,
+		NodeRESTConfig: func(name string) (*rest.Config, error) {
+			return cp.ConfigFor("system:node:"+name, "system:nodes")
+		},
 		Nodes:             nodeCount,
 		HeartbeatInterval: heartbeatInterval,
 		Capacity: corev1.ResourceList{
