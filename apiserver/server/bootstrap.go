@@ -98,6 +98,9 @@ func (a *api) admission(log logr.Logger) (admission.Interface, error) {
 		{Name: "DefaultTolerationSeconds", Impl: admission.DefaultTolerationSeconds{}},
 		{Name: "RBACEscalation", Builtin: true, Impl: &admission.RBACEscalation{Authorizer: a.security.authorizer, Rules: a.security.rules, Policy: a.security.policy}},
 		{Name: "ServiceIPAllocation", Builtin: true, Impl: a.services},
+		// MutatingAdmissionWebhook, ValidatingAdmissionPolicy and
+		// ValidatingAdmissionWebhook come here, before ResourceQuota.
+		{Name: "ResourceQuota", Impl: &admission.ResourceQuota{Quotas: a.objects(corev1.SchemeGroupVersion.WithResource("resourcequotas")), List: a.listStored}},
 	}
 	selected, unknown, err := chain.Select(a.options.EnableAdmissionPlugins, a.options.DisableAdmissionPlugins)
 	if err != nil {
@@ -113,6 +116,22 @@ func (a *api) admission(log logr.Logger) (admission.Interface, error) {
 func (a *api) objects(gvr schema.GroupVersionResource) admission.Objects {
 	e := a.byGVR[gvr]
 	return admission.Objects{Store: e.Store, KeyPrefix: e.KeyPrefix, Resource: gvr.GroupResource()}
+}
+
+// listStored lists a namespace's objects of a served built-in resource
+// with a consistent read; resources Tower does not serve have none.
+func (a *api) listStored(ctx context.Context, gr schema.GroupResource, namespace string) ([]runtime.Object, error) {
+	for _, e := range a.endpoints {
+		if e.Resource.GroupResource() != gr || e.Resource.NotStored || e.Resource.StoredAs != nil {
+			continue
+		}
+		list := e.Resource.NewList()
+		if err := e.Store.GetList(ctx, e.KeyPrefix+"/"+namespace+"/", storage.ListOptions{Recursive: true}, list); err != nil {
+			return nil, fmt.Errorf("list %s in %s: %w", gr, namespace, err)
+		}
+		return meta.ExtractList(list)
+	}
+	return nil, nil
 }
 
 func newServiceAllocator(o *Options, services *endpoints.Endpoint) (*admission.ServiceAllocator, error) {
