@@ -47,6 +47,9 @@ type Config struct {
 	RootDir string
 	// ImagesDir holds OCI archives imported at start; may be empty.
 	ImagesDir string
+	// ManifestsDir holds static pod manifests, run without an API server
+	// and shown in it as mirror pods; empty runs none.
+	ManifestsDir string
 	// PodCIDR is the node's pod subnet.
 	PodCIDR string
 	// CNIBinDir holds the CNI plugins.
@@ -118,7 +121,11 @@ type Agent struct {
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
-	wg      sync.WaitGroup
+	// staticPods are the pods of the manifests directory, by UID.
+	staticPods map[types.UID]*corev1.Pod
+	// podStore is the informer's view of the node's pods, once it runs.
+	podStore cache.Store
+	wg       sync.WaitGroup
 }
 
 // Run registers the node and runs its pods until ctx ends. Containers keep
@@ -135,6 +142,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("resolving root dir: %w", err)
 	}
 	cfg.RootDir = rootDir
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if err := os.MkdirAll(rootDir, 0o700); err != nil {
 		return fmt.Errorf("creating root dir: %w", err)
 	}
@@ -194,13 +203,27 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if err := a.registerNode(ctx); err != nil {
+	var background sync.WaitGroup
+	if cfg.ManifestsDir != "" {
+		// Static pods run at once, API server or not; the first read
+		// comes before orphan removal so that their containers are known.
+		a.loadStaticPods(ctx)
+		background.Go(func() { a.runStaticPods(ctx) })
+	}
+	if err := a.register(ctx); err != nil {
+		stopped := ctx.Err() != nil
 		listener.Close()
+		cancel()
+		background.Wait()
+		a.wg.Wait()
+		if stopped {
+			// Stopped before the API server ever answered.
+			return nil
+		}
 		return err
 	}
 	log.Info("node registered", "containerd", version, "ip", nodeIP.String(), "podCIDR", cfg.PodCIDR)
 
-	var background sync.WaitGroup
 	background.Go(func() { a.heartbeat(ctx) })
 	var serveErr error
 	background.Go(func() { serveErr = nodeServer.Serve(ctx, listener) })
@@ -208,6 +231,28 @@ func Run(ctx context.Context, cfg Config) error {
 	background.Wait()
 	a.wg.Wait()
 	return errors.Join(err, serveErr)
+}
+
+// registerRetryInterval is how often an agent with static pods retries
+// registering while the API server does not answer.
+const registerRetryInterval = 5 * time.Second
+
+// register registers the node. Without static pods a failure ends the
+// agent; with them it keeps running them and retries until the API
+// server answers.
+func (a *Agent) register(ctx context.Context) error {
+	for {
+		err := a.registerNode(ctx)
+		if err == nil || a.cfg.ManifestsDir == "" {
+			return err
+		}
+		logr.FromContextOrDiscard(ctx).Error(err, "registering the node; static pods keep running, retrying", "in", registerRetryInterval)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(registerRetryInterval):
+		}
+	}
 }
 
 // runPods watches the pods bound to this node and gives each a worker.
@@ -224,7 +269,7 @@ func (a *Agent) runPods(ctx context.Context) error {
 			if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = tombstone.Obj
 			}
-			if pod, ok := obj.(*corev1.Pod); ok {
+			if pod, ok := obj.(*corev1.Pod); ok && !isMirrorPod(pod) {
 				a.podRemoved(pod)
 			}
 		},
@@ -236,6 +281,7 @@ func (a *Agent) runPods(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
 		return ctx.Err()
 	}
+	a.setPodStore(informer.GetStore())
 	if err := a.removeOrphans(ctx, informer.GetStore()); err != nil {
 		logr.FromContextOrDiscard(ctx).Error(err, "removing containers of pods that are gone")
 	}
@@ -246,7 +292,7 @@ func (a *Agent) runPods(ctx context.Context) error {
 
 func (a *Agent) podChanged(ctx context.Context, obj any) {
 	pod, ok := obj.(*corev1.Pod)
-	if !ok {
+	if !ok || isMirrorPod(pod) {
 		return
 	}
 	a.mu.Lock()
@@ -282,6 +328,11 @@ func (a *Agent) removeOrphans(ctx context.Context, store cache.Store) error {
 			known[string(pod.UID)] = true
 		}
 	}
+	a.mu.Lock()
+	for uid := range a.staticPods {
+		known[string(uid)] = true
+	}
+	a.mu.Unlock()
 	list, err := a.runtime.List(ctx, labelPodUID)
 	if err != nil {
 		return err

@@ -139,7 +139,7 @@ func (w *podWorker) run(ctx context.Context) {
 	defer ticker.Stop()
 	for {
 		pod, removed := w.snapshot()
-		done, err := w.sync(ctx, pod, removed)
+		done, err := w.sync(ctx, w.agent.withMirrorStatus(pod), removed)
 		if err != nil && ctx.Err() == nil {
 			log.Error(err, "syncing pod")
 		}
@@ -558,7 +558,9 @@ func gracePeriod(pod *corev1.Pod) time.Duration {
 // status and removes it.
 func (w *podWorker) finish(ctx context.Context, pod *corev1.Pod, removed bool) (bool, error) {
 	grace := gracePeriod(pod)
-	if removed {
+	if removed && !isStaticPod(pod) {
+		// Gone from the API server: nobody waits for it any more. A
+		// static pod whose manifest went stops gracefully.
 		grace = 0
 	}
 	if err := w.stopAll(ctx, pod, grace); err != nil {
@@ -574,7 +576,7 @@ func (w *podWorker) finish(ctx context.Context, pod *corev1.Pod, removed bool) (
 	if err := errors.Join(errs...); err != nil {
 		return false, err
 	}
-	if removed {
+	if removed || isStaticPod(pod) {
 		return true, nil
 	}
 	status := w.status(pod)
@@ -640,6 +642,12 @@ func (w *podWorker) teardownNetwork(ctx context.Context, pod *corev1.Pod) error 
 // the API server has. A conflict is left for the next sync, which sees the
 // newer pod.
 func (w *podWorker) writeStatus(ctx context.Context, pod *corev1.Pod, status corev1.PodStatus) error {
+	if isStaticPod(pod) {
+		// A static pod's status shows on its mirror pod, once there is one.
+		if pod = w.agent.mirrorOf(pod); pod == nil {
+			return nil
+		}
+	}
 	if statusEqual(pod.Status, status) {
 		return nil
 	}

@@ -33,6 +33,7 @@ type nodeOptions struct {
 	ContainerdAddress   string
 	ContainerdNamespace string
 	ImagesDir           string
+	ManifestsDir        string
 	PodCIDR             string
 	CNIBinDir           string
 	HostNetNS           string
@@ -70,6 +71,8 @@ func (o *nodeOptions) addFlags(fs *pflag.FlagSet, up bool) {
 		fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the Node object this agent registers.")
 		fs.StringVar(&o.ImagesDir, "images-dir", o.ImagesDir, "Directory of OCI image archives (*.tar) imported at start.")
 	}
+	fs.StringVar(&o.ManifestsDir, "manifests-dir", o.ManifestsDir, "Directory of static pod manifests (one Pod per *.yaml, *.yml or *.json file), run without an API server and shown in it as mirror pods.")
+	fs.StringVar(&o.ManifestsDir, "pod-manifest-path", o.ManifestsDir, "Kubelet's name for --manifests-dir.")
 	fs.StringVar(&o.ContainerdAddress, "containerd-address", o.ContainerdAddress, "Socket of an existing containerd. Empty starts a private one under the data directory.")
 	fs.StringVar(&o.ContainerdNamespace, "containerd-namespace", o.ContainerdNamespace, "containerd namespace holding this node's containers.")
 	fs.StringVar(&o.PodCIDR, "pod-cidr", o.PodCIDR, "Subnet the node's pods get addresses from.")
@@ -191,6 +194,7 @@ func runNode(ctx context.Context, o *nodeOptions, config *rest.Config, out io.Wr
 		ContainerdNamespace: o.ContainerdNamespace,
 		RootDir:             dataDir,
 		ImagesDir:           o.ImagesDir,
+		ManifestsDir:        o.ManifestsDir,
 		PodCIDR:             o.PodCIDR,
 		CNIBinDir:           o.CNIBinDir,
 		HostNetNS:           o.HostNetNS,

@@ -331,6 +331,10 @@ func (n *node) waitPod(t *testing.T, namespace, name string, timeout time.Durati
 	var last *corev1.Pod
 	waitFor(t, timeout, fmt.Sprintf("pod %s: %s", name, what), func() (bool, error) {
 		pod, err := n.client.CoreV1().Pods(namespace).Get(t.Context(), name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			// Not yet (a mirror pod) or not any more (being recreated).
+			return false, nil
+		}
 		if err != nil {
 			return false, err
 		}

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,8 +11,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"tower.dev/tower/nodeagent"
 	"tower.dev/tower/test/images/imagebuild"
 )
 
@@ -120,4 +123,160 @@ func TestAgentRestart(t *testing.T) {
 	if body := n.httpGetInHostNetwork(t, net.JoinHostPort(after.Status.PodIP, "8080")); body != "steady" {
 		t.Errorf("the adopted pod answers %q", body)
 	}
+}
+
+func writeManifest(t *testing.T, dir, file, manifest string) {
+	t.Helper()
+	// Written aside and renamed, so the agent never reads half a file.
+	tmp := filepath.Join(dir, "."+file)
+	if err := os.WriteFile(tmp, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, file)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const staticWeb = `apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {app: web, version: "%s"}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ` + imagebuild.EchoImage + `
+    imagePullPolicy: Never
+    readinessProbe:
+      httpGet: {path: /healthz, port: 8080}
+      periodSeconds: 1
+`
+
+const staticSleeper = `apiVersion: v1
+kind: Pod
+metadata:
+  name: sleeper
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ` + imagebuild.BusyboxImage + `
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+`
+
+// runningContainerOf is the ID of the running container of the pod named
+// podName in containerd, or "".
+func (n *node) runningContainerOf(t *testing.T, podName string) (id, podUID string) {
+	t.Helper()
+	list, err := n.runtime.List(t.Context(), "tower.dev/pod-uid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		if c.Running && c.Labels["tower.dev/pod-name"] == podName {
+			return c.ID, c.Labels["tower.dev/pod-uid"]
+		}
+	}
+	return "", ""
+}
+
+// TestStaticPods runs pods from a manifests directory: with the API server
+// they show as mirror pods that come back when deleted and follow edits;
+// without it they still run.
+func TestStaticPods(t *testing.T) {
+	manifests := t.TempDir()
+	n := startNodeWith(t, nodeSetup{agent: func(c *nodeagent.Config) { c.ManifestsDir = manifests }})
+	ctx := t.Context()
+	apiConfig := n.agentConfig.RESTConfig
+	t.Cleanup(func() {
+		// Static pods outlive any API deletion: their files go first.
+		entries, _ := os.ReadDir(manifests)
+		for _, e := range entries {
+			_ = os.Remove(filepath.Join(manifests, e.Name()))
+		}
+		if n.agentConfig.RESTConfig != apiConfig {
+			n.stopAgent(t)
+			n.agentConfig.RESTConfig = apiConfig
+			n.startAgent()
+		}
+		waitFor(t, 30*time.Second, "static pods stopped", func() (bool, error) { return n.netnsCount(t) == 0, nil })
+	})
+	pods := n.client.CoreV1().Pods(metav1.NamespaceDefault)
+	const mirrorName = "web-" + nodeName
+
+	writeManifest(t, manifests, "web.yaml", fmt.Sprintf(staticWeb, "1"))
+	mirror := n.waitPod(t, metav1.NamespaceDefault, mirrorName, 60*time.Second, "mirror pod Running and ready", func(p *corev1.Pod) bool {
+		return p.Annotations["kubernetes.io/config.mirror"] != "" && runningAndReady(p)
+	})
+	if refs := mirror.OwnerReferences; len(refs) != 1 || refs[0].Kind != "Node" || refs[0].Name != nodeName {
+		t.Errorf("mirror pod owners %+v, want the Node", refs)
+	}
+	if mirror.Annotations["kubernetes.io/config.source"] != "file" || mirror.Labels["app"] != "web" {
+		t.Errorf("mirror pod metadata %+v", mirror.ObjectMeta)
+	}
+	containerID, staticUID := n.runningContainerOf(t, mirrorName)
+	if containerID == "" || staticUID != mirror.Annotations["kubernetes.io/config.mirror"] {
+		t.Fatalf("static pod container %q of pod UID %q, mirror says %q", containerID, staticUID, mirror.Annotations["kubernetes.io/config.mirror"])
+	}
+
+	t.Run("deleting the mirror pod recreates it, the pod keeps running", func(t *testing.T) {
+		if err := pods.Delete(ctx, mirrorName, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		n.waitPod(t, metav1.NamespaceDefault, mirrorName, 30*time.Second, "a new mirror pod", func(p *corev1.Pod) bool {
+			return p.UID != mirror.UID && p.DeletionTimestamp == nil && runningAndReady(p)
+		})
+		if id, _ := n.runningContainerOf(t, mirrorName); id != containerID {
+			t.Errorf("container %q after the mirror pod was deleted, want %q untouched", id, containerID)
+		}
+	})
+
+	t.Run("editing the manifest replaces the pod", func(t *testing.T) {
+		writeManifest(t, manifests, "web.yaml", fmt.Sprintf(staticWeb, "2"))
+		edited := n.waitPod(t, metav1.NamespaceDefault, mirrorName, 60*time.Second, "the edited pod's mirror", func(p *corev1.Pod) bool {
+			return p.Labels["version"] == "2" && runningAndReady(p)
+		})
+		if len(n.containersOf(t, staticUID)) != 0 {
+			t.Error("containers of the pod before the edit are still there")
+		}
+		if _, uid := n.runningContainerOf(t, mirrorName); uid != edited.Annotations["kubernetes.io/config.mirror"] {
+			t.Errorf("running container belongs to pod UID %q, the edited mirror says %q", uid, edited.Annotations["kubernetes.io/config.mirror"])
+		}
+	})
+
+	t.Run("static pods run without an API server and show once it answers", func(t *testing.T) {
+		webID, _ := n.runningContainerOf(t, mirrorName)
+		n.stopAgent(t)
+		unreachable := rest.CopyConfig(apiConfig)
+		unreachable.Host = "https://127.0.0.1:1"
+		n.agentConfig.RESTConfig = unreachable
+		n.startAgent()
+		writeManifest(t, manifests, "sleeper.yaml", staticSleeper)
+		waitFor(t, 60*time.Second, "the new static pod running without an API server", func() (bool, error) {
+			id, _ := n.runningContainerOf(t, "sleeper-"+nodeName)
+			return id != "", nil
+		})
+		if id, _ := n.runningContainerOf(t, mirrorName); id != webID {
+			t.Errorf("web container %q after the agent restarted without an API server, want %q", id, webID)
+		}
+		n.stopAgent(t)
+		n.agentConfig.RESTConfig = apiConfig
+		n.startAgent()
+		n.waitPod(t, metav1.NamespaceDefault, "sleeper-"+nodeName, 60*time.Second, "mirror pod Running", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodRunning
+		})
+	})
+
+	t.Run("removing the manifest stops the pod and removes its mirror", func(t *testing.T) {
+		if err := os.Remove(filepath.Join(manifests, "sleeper.yaml")); err != nil {
+			t.Fatal(err)
+		}
+		n.waitGone(t, metav1.NamespaceDefault, "sleeper-"+nodeName, 30*time.Second)
+		waitFor(t, 30*time.Second, "the removed static pod's container gone", func() (bool, error) {
+			id, _ := n.runningContainerOf(t, "sleeper-"+nodeName)
+			return id == "", nil
+		})
+	})
 }
