@@ -324,6 +324,10 @@ func (m *Manager) serve(ctx context.Context, crd *apiextensionsv1.CustomResource
 		return fmt.Errorf("customresourcedefinition %s: %w", crd.Name, err)
 	}
 	storedGV := schema.GroupVersion{Group: crd.Spec.Group, Version: storageVersion}
+	scope, err := m.customResourceScope(crd)
+	if err != nil {
+		return err
+	}
 	crdCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	next := &servedCRD{crd: crd, uid: string(crd.UID), generation: crd.Generation, acceptedNames: crd.Status.AcceptedNames, stop: stop}
 	for i := range crd.Spec.Versions {
@@ -346,7 +350,7 @@ func (m *Manager) serve(ctx context.Context, crd *apiextensionsv1.CustomResource
 				return fmt.Errorf("watch cache for %s: %w", res.GroupResource(), err)
 			}
 		}
-		handler, err := endpoints.NewHandler(m.customResourceScope(), []*endpoints.Endpoint{{Resource: res, Store: store, KeyPrefix: prefix}})
+		handler, err := endpoints.NewHandler(scope, []*endpoints.Endpoint{{Resource: res, Store: store, KeyPrefix: prefix}})
 		if err != nil {
 			stop()
 			return fmt.Errorf("handler for %s: %w", res.GroupVersionResource, err)
@@ -362,13 +366,18 @@ func (m *Manager) serve(ctx context.Context, crd *apiextensionsv1.CustomResource
 	return nil
 }
 
-// customResourceScope is the shared scope without the built-in types'
-// field management: server-side apply of custom resources needs their
-// schemas in the type converter, which is not there yet.
-func (m *Manager) customResourceScope() *endpoints.Scope {
+// customResourceScope is the shared scope with crd's field management:
+// its own type converter and version converter, so that managedFields and
+// server-side apply follow the CRD's schema.
+func (m *Manager) customResourceScope(crd *apiextensionsv1.CustomResourceDefinition) (*endpoints.Scope, error) {
+	typeConverter, err := newTypeConverter(crd)
+	if err != nil {
+		return nil, fmt.Errorf("customresourcedefinition %s: %w", crd.Name, err)
+	}
 	scope := *m.scope
-	scope.TypeConverter = nil
-	return &scope
+	scope.TypeConverter = typeConverter
+	scope.CustomResourceConvertor = newVersionConverter(crd)
+	return &scope, nil
 }
 
 // replace swaps a CRD's served versions (nil: none) and reports the new set.

@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured/unstructuredscheme"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/managedfields"
@@ -52,8 +53,15 @@ func (d strategyDefaulter) Default(obj runtime.Object) { d.strategy.Default(obj)
 // through the status subresource) are not recorded as owned, as
 // kube-apiserver's strategies declare with GetResetFields.
 func newFieldManagers(scope *Scope, res *registry.Resource) (*fieldManagers, error) {
-	if scope.TypeConverter == nil || scope.Scheme == nil {
+	if scope.TypeConverter == nil || (scope.Scheme == nil && scope.CustomResourceConvertor == nil) {
 		return nil, nil
+	}
+	newManager := managedfields.NewDefaultFieldManager
+	var convertor runtime.ObjectConvertor = scope.Scheme
+	var creater runtime.ObjectCreater = scope.Scheme
+	if scope.CustomResourceConvertor != nil {
+		newManager = managedfields.NewDefaultCRDFieldManager
+		convertor, creater = scope.CustomResourceConvertor, unstructuredscheme.NewUnstructuredCreator()
 	}
 	gvk := res.GroupVersionKind()
 	apiVersion := fieldpath.APIVersion(gvk.GroupVersion().String())
@@ -62,7 +70,7 @@ func newFieldManagers(scope *Scope, res *registry.Resource) (*fieldManagers, err
 		if reset != nil {
 			resetFields = map[fieldpath.APIVersion]fieldpath.Filter{apiVersion: fieldpath.NewExcludeSetFilter(reset)}
 		}
-		m, err := managedfields.NewDefaultFieldManager(scope.TypeConverter, scope.Scheme, strategyDefaulter{res.Strategy}, scope.Scheme,
+		m, err := newManager(scope.TypeConverter, convertor, strategyDefaulter{res.Strategy}, creater,
 			gvk, gvk.GroupVersion(), subresource, resetFields)
 		if err != nil {
 			return nil, fmt.Errorf("field manager for %s %s: %w", res.GroupResource(), subresource, err)

@@ -41,6 +41,11 @@ type Scope struct {
 	// OpenAPI schemas); it drives managedFields and server-side apply.
 	// Without it writes record no managedFields and apply is refused.
 	TypeConverter managedfields.TypeConverter
+	// CustomResourceConvertor, when set, marks the scope's resources as
+	// custom resources (unstructured objects the scheme does not know): it
+	// converts them between their versions for field management, whose
+	// managers then also accept fields the schema leaves open.
+	CustomResourceConvertor runtime.ObjectConvertor
 }
 
 // optionsVersion is where the server's scheme registers the meta option
