@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -15,8 +16,8 @@ const maxNamespacePrefix = 40
 
 // CreateNamespace creates a namespace named after the test, so tests that
 // share a control plane never see each other's objects. It also creates the
-// namespace's default ServiceAccount, as the controller manager (which
-// these control planes do not run) would, so pods are admitted.
+// namespace's default ServiceAccount unless a running controller manager
+// already did, so pods are admitted either way.
 func (cp *ControlPlane) CreateNamespace(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
@@ -26,7 +27,8 @@ func (cp *ControlPlane) CreateNamespace(t testing.TB) string {
 		t.Fatalf("creating namespace for %s: %v", t.Name(), err)
 	}
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
-	if _, err := cp.clientset.CoreV1().ServiceAccounts(created.Name).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+	_, err = cp.clientset.CoreV1().ServiceAccounts(created.Name).Create(ctx, sa, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("creating the default service account in %s: %v", created.Name, err)
 	}
 	return created.Name
