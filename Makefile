@@ -38,7 +38,12 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # serving deprecated types and fields (core/v1 Endpoints, orphanDependents).
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -checks 'inherit,-SA1019'
 
-.PHONY: all build envtest-assets images deps run test lint bench bench-short clean
+# controller-gen writes the deepcopy functions of apis/ (make generate) and
+# the CRD, RBAC and webhook manifests under config/ (make manifests), as in a
+# kubebuilder project.
+CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+
+.PHONY: all build envtest-assets images deps run test lint bench bench-short clean generate manifests
 
 all: build
 
@@ -50,6 +55,12 @@ build:
 envtest-assets: build
 	mkdir -p $(ENVTEST_ASSETS)
 	for name in kube-apiserver etcd kubectl; do ln -sfn ../tower $(ENVTEST_ASSETS)/$$name; done
+
+generate:
+	$(CONTROLLER_GEN) object paths="./apis/..."
+
+manifests:
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./apis/..." paths="./controllers/addresspool/..." paths="./internal/webhook/..." output:crd:artifacts:config=config/crd/bases
 
 # The test images (echo, crashloop, busybox) as OCI archives that
 # `tower images import` and `tower up --images-dir` load without a registry.
