@@ -170,6 +170,7 @@ func Builtins() *Catalog {
 	specs = append(specs, schedulingSpecs()...)
 	specs = append(specs, reviewSpecs()...)
 	specs = append(specs, policySpecs()...)
+	specs = append(specs, admissionRegistrationSpecs()...)
 	resources := make([]*Resource, 0, len(specs))
 	byGVR := map[schema.GroupVersionResource]*Resource{}
 	for _, s := range specs {

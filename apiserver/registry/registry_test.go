@@ -49,7 +49,7 @@ func TestStatusSubresources(t *testing.T) {
 	want := map[string]bool{
 		"namespaces": true, "pods": true, "services": true, "nodes": true, "resourcequotas": true,
 		"deployments": true, "replicasets": true, "statefulsets": true, "daemonsets": true,
-		"jobs": true, "cronjobs": true, "poddisruptionbudgets": true,
+		"jobs": true, "cronjobs": true, "poddisruptionbudgets": true, "validatingadmissionpolicies": true,
 	}
 	for _, r := range Builtins().Resources() {
 		if got := r.Status != nil; got != want[r.Resource] {

@@ -97,6 +97,10 @@ func (a *api) admission(log logr.Logger) (admission.Interface, error) {
 		{Name: "Priority", Impl: &admission.Priority{PriorityClasses: a.objects(schedulingv1.SchemeGroupVersion.WithResource("priorityclasses"))}},
 		{Name: "DefaultTolerationSeconds", Impl: admission.DefaultTolerationSeconds{}},
 		{Name: "RBACEscalation", Builtin: true, Impl: &admission.RBACEscalation{Authorizer: a.security.authorizer, Rules: a.security.rules, Policy: a.security.policy}},
+		{Name: "MutatingAdmissionWebhook", Impl: a.webhooks.Mutating},
+		{Name: "ValidatingAdmissionWebhook", Impl: a.webhooks.Validating},
+		// Service IP allocation is part of storing a Service upstream, after
+		// every admission plugin.
 		{Name: "ServiceIPAllocation", Builtin: true, Impl: a.services},
 		// MutatingAdmissionWebhook, ValidatingAdmissionPolicy and
 		// ValidatingAdmissionWebhook come here, before ResourceQuota.

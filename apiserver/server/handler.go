@@ -30,6 +30,7 @@ var anonymousPaths = map[string]bool{"/healthz": true, "/livez": true, "/readyz"
 
 // handler is the request chain: panic recovery, metrics, authentication,
 // impersonation, in-flight limits, authorization, timeouts, then routing.
+// The loopback client enters the same chain after authentication.
 func (a *api) handler(log logr.Logger) (http.Handler, error) {
 	admit, err := a.admission(log)
 	if err != nil {
@@ -97,7 +98,9 @@ func (a *api) handler(log logr.Logger) (http.Handler, error) {
 		}
 		resources.Serve(w, r.WithContext(ctx), info)
 	})
-	return a.recoverPanics(a.metrics.instrument(a.authenticate(a.audit(a.impersonate(a.limitInflight(a.authorize(mux))))))), nil
+	authenticated := a.audit(a.impersonate(a.limitInflight(a.authorize(mux))))
+	a.loopbackHandler = a.recoverPanics(authenticated)
+	return a.recoverPanics(a.metrics.instrument(a.authenticate(authenticated))), nil
 }
 
 // requestContext bounds non-watch requests by the request timeout.

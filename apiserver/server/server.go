@@ -90,6 +90,7 @@ func Run(ctx context.Context, o *Options) error {
 		return fmt.Errorf("handler: %w", err)
 	}
 	api.crds.Run(ctx, api.scope)
+	api.loopback.serve(ctx, api.loopbackHandler)
 	srv := &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConfig,
@@ -190,6 +191,13 @@ type api struct {
 	auditing      *auditing
 	// notStored are the review resources, answered by endpoints.Reviews.
 	notStored map[schema.GroupVersionResource]*registry.Resource
+	// loopback is the server's client of itself; loopbackHandler serves it.
+	loopback        *loopback
+	loopbackHandler http.Handler
+	// served maps every served resource, custom ones included, to its kind
+	// and its other versions, for admission.
+	served   *admission.EquivalentResources
+	webhooks *admission.Webhooks
 }
 
 // NewScheme registers every built-in type Tower serves plus the meta types
@@ -266,7 +274,9 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 		},
 		WatchCache: o.WatchCache,
 		OnChange: func(custom []*registry.Resource, crds []*apiextensionsv1.CustomResourceDefinition) {
-			a.discovery.Update(registry.NewCatalog(append(slices.Clip(builtins), custom...)))
+			all := append(slices.Clip(builtins), custom...)
+			a.discovery.Update(registry.NewCatalog(all))
+			a.served.Update(all)
 			if err := a.openapi.UpdateCustomResources(crds); err != nil {
 				logr.FromContextOrDiscard(ctx).WithName("apiserver").Error(err, "custom resources left out of the OpenAPI documents")
 			}
@@ -292,6 +302,16 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 		return nil, err
 	}
 	if a.auditing, err = newAuditing(o); err != nil {
+		return nil, err
+	}
+	if a.loopback, err = newLoopback(); err != nil {
+		return nil, fmt.Errorf("loopback client: %w", err)
+	}
+	a.served = admission.NewEquivalentResources(builtins)
+	a.webhooks, err = admission.NewWebhooks(admission.WebhooksConfig{
+		Client: a.loopback.client, Informers: a.loopback.informers, Scheme: scheme, Resources: a.served, Stop: ctx.Done(),
+	})
+	if err != nil {
 		return nil, err
 	}
 	return a, nil
