@@ -38,16 +38,20 @@ func (n *Node) Authorize(ctx context.Context, a *Attributes) (Decision, string, 
 	read := a.Verb == "get" || a.Verb == "list" || a.Verb == "watch"
 	write := a.Verb == "create" || a.Verb == "update" || a.Verb == "patch" || a.Verb == "delete"
 	switch {
+	// Nodes and Leases are authorized by verb alone, as upstream's node
+	// rules do: which Node and which Lease a node may write is
+	// NodeRestriction's call, and its refusals name the reason.
 	case a.APIGroup == "" && a.Resource == "nodes":
-		if read && a.Subresource == "" {
+		switch {
+		case read && a.Subresource == "",
+			(a.Verb == "create" || a.Verb == "update" || a.Verb == "patch") && a.Subresource == "",
+			(a.Verb == "update" || a.Verb == "patch") && a.Subresource == "status",
+			a.Verb == "delete" && a.Subresource == "" && a.Name == node:
 			return Allow, "", nil
 		}
-		if write && (a.Name == node || (a.Verb == "create" && a.Subresource == "")) {
-			return Allow, "", nil
-		}
-		return NoOpinion, fmt.Sprintf("node %q cannot modify node %q", node, a.Name), nil
-	case a.APIGroup == "coordination.k8s.io" && a.Resource == "leases" && a.Namespace == corev1.NamespaceNodeLease:
-		if a.Verb == "create" || ((read || write) && a.Name == node) {
+		return NoOpinion, "", nil
+	case a.APIGroup == "coordination.k8s.io" && a.Resource == "leases":
+		if a.Verb == "get" || write {
 			return Allow, "", nil
 		}
 		return NoOpinion, "", nil

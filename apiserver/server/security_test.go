@@ -34,6 +34,14 @@ const testIssuer = "https://kubernetes.default.svc.cluster.local"
 // (jane, bob) and service-account tokens.
 func securedControlPlane(t *testing.T) *framework.ControlPlane {
 	t.Helper()
+	cp, _ := securedControlPlaneWithKey(t)
+	return cp
+}
+
+// securedControlPlaneWithKey is securedControlPlane that also returns the
+// service-account signing key, for tests that mint their own tokens.
+func securedControlPlaneWithKey(t *testing.T) (*framework.ControlPlane, *ecdsa.PrivateKey) {
+	t.Helper()
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens.csv")
 	if err := os.WriteFile(tokens, []byte("jane-token,jane,1001\nbob-token,bob,1002,\"devs,testers\"\n"), 0o600); err != nil {
@@ -56,7 +64,7 @@ func securedControlPlane(t *testing.T) *framework.ControlPlane {
 		o.ServiceAccountIssuers = []string{testIssuer}
 		o.ServiceAccountSigningKeyFile = keyFile
 		o.AuthorizationModes = []string{"Node", "RBAC"}
-	}))
+	})), key
 }
 
 // clientFor authenticates with a bearer token and trusts the server's CA.
@@ -87,21 +95,7 @@ func TestForbiddenMessageAndRBACGrants(t *testing.T) {
 	}
 
 	ns := cp.CreateNamespace(t)
-	mustCreate(t, func() error {
-		_, err := admin.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Name: "cm-reader"},
-			Rules:      []rbacv1.PolicyRule{{Verbs: []string{"get", "list"}, APIGroups: []string{""}, Resources: []string{"configmaps"}}},
-		}, metav1.CreateOptions{})
-		return err
-	})
-	mustCreate(t, func() error {
-		_, err := admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "jane-reads"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "cm-reader"},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "jane"}},
-		}, metav1.CreateOptions{})
-		return err
-	})
+	grantRead(t, admin, ns, "configmaps", rbacv1.Subject{Kind: rbacv1.UserKind, Name: "jane"})
 	eventually(t, func() error {
 		_, err := jane.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
 		return err
@@ -252,6 +246,28 @@ func hasResourceRule(rules []authorizationv1.ResourceRule, resource string) bool
 		}
 	}
 	return false
+}
+
+// grantRead lets subject get and list resource in ns through a Role and
+// RoleBinding named after the resource.
+func grantRead(t *testing.T, admin kubernetes.Interface, ns, resource string, subject rbacv1.Subject) {
+	t.Helper()
+	ctx := context.Background()
+	mustCreate(t, func() error {
+		_, err := admin.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Name: resource + "-reader"},
+			Rules:      []rbacv1.PolicyRule{{Verbs: []string{"get", "list"}, APIGroups: []string{""}, Resources: []string{resource}}},
+		}, metav1.CreateOptions{})
+		return err
+	})
+	mustCreate(t, func() error {
+		_, err := admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: resource + "-readers"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: resource + "-reader"},
+			Subjects:   []rbacv1.Subject{subject},
+		}, metav1.CreateOptions{})
+		return err
+	})
 }
 
 func mustCreate(t *testing.T, create func() error) {
