@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
@@ -55,26 +54,19 @@ func (r *ResourceQuota) Admit(ctx context.Context, a *Attributes) error {
 // recompute sets status.hard from spec and status.used from the stored
 // objects.
 func (r *ResourceQuota) recompute(ctx context.Context, rq *corev1.ResourceQuota) error {
-	names := quota.Names(rq.Spec.Hard)
-	used := corev1.ResourceList{}
-	for _, gr := range quota.ResourcesFor(names) {
+	used, err := quota.Used(rq, r.now(), func(gr schema.GroupResource) ([]any, error) {
 		objs, err := r.List(ctx, gr, rq.Namespace)
-		if err != nil {
-			return err
+		out := make([]any, len(objs))
+		for i, obj := range objs {
+			out[i] = obj
 		}
-		for _, obj := range objs {
-			if quota.Matches(rq, gr, obj) {
-				quota.Add(used, quota.Usage(gr, obj, r.now()))
-			}
-		}
+		return out, err
+	})
+	if err != nil {
+		return apierrors.NewInternalError(fmt.Errorf("compute usage of quota %s/%s: %w", rq.Namespace, rq.Name, err))
 	}
 	rq.Status.Hard = rq.Spec.DeepCopy().Hard
-	rq.Status.Used = quota.Mask(used, names)
-	for _, name := range names {
-		if _, ok := rq.Status.Used[name]; !ok {
-			rq.Status.Used[name] = *resource.NewQuantity(0, resource.DecimalSI)
-		}
-	}
+	rq.Status.Used = used
 	return nil
 }
 

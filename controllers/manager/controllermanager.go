@@ -19,6 +19,7 @@ import (
 	"tower.dev/tower/controllers/nodelifecycle"
 	"tower.dev/tower/controllers/podgc"
 	"tower.dev/tower/controllers/replicaset"
+	"tower.dev/tower/controllers/resourcequota"
 	"tower.dev/tower/controllers/rootcacert"
 	"tower.dev/tower/controllers/scheduler"
 	"tower.dev/tower/controllers/serviceaccount"
@@ -83,6 +84,7 @@ func controllerSpecs() []controllerSpec {
 		{garbagecollector.Name, true, plain(garbagecollector.SetupWithManager)},
 		{namespace.Name, true, plain(namespace.SetupWithManager)},
 		{serviceaccount.Name, true, plain(serviceaccount.SetupWithManager)},
+		{resourcequota.Name, true, plain(resourcequota.SetupWithManager)},
 		{rootcacert.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
 			if o.RootCAFile == "" {
 				return nil

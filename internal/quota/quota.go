@@ -257,6 +257,35 @@ func PodConstraints(limited []corev1.ResourceName, pod *corev1.Pod) error {
 	return fmt.Errorf("must specify %s", strings.Join(parts, "; "))
 }
 
+// Used computes a quota's status.used: the cost of the objects it
+// covers, listed per resource by list, for every resource it limits (zero
+// where nothing is used).
+func Used(rq *corev1.ResourceQuota, now time.Time, list func(gr schema.GroupResource) ([]any, error)) (corev1.ResourceList, error) {
+	names := Names(rq.Spec.Hard)
+	used := corev1.ResourceList{}
+	for _, gr := range ResourcesFor(names) {
+		objs, err := list(gr)
+		if err != nil {
+			return nil, err
+		}
+		for _, obj := range objs {
+			if Matches(rq, gr, obj) {
+				Add(used, Usage(gr, obj, now))
+			}
+		}
+	}
+	out := Mask(used, names)
+	for _, name := range names {
+		if _, ok := out[name]; !ok {
+			out[name] = Zero()
+		}
+	}
+	return out, nil
+}
+
+// Zero is the quantity of a resource nothing uses.
+func Zero() resource.Quantity { return *resource.NewQuantity(0, resource.DecimalSI) }
+
 // Add adds b into a.
 func Add(a, b corev1.ResourceList) {
 	for name, q := range b {
