@@ -2,6 +2,7 @@ package endpoints
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/yaml"
 
 	"tower.dev/tower/apiserver/admission"
 	"tower.dev/tower/apiserver/registry"
@@ -52,6 +54,29 @@ func (q *request) delete(ctx context.Context) {
 	q.respond(ctx, code, out)
 }
 
+// decodeForeignDeleteOptions decodes a JSON or YAML DeleteOptions labelled
+// with the group version of the resource being deleted, which the scheme
+// only knows for built-in groups: clients send it so for custom resources
+// (controller-runtime does), and kube-apiserver registers the option types
+// in every served group version.
+func (q *request) decodeForeignDeleteOptions(info runtime.SerializerInfo, body []byte, options *metav1.DeleteOptions) error {
+	var content map[string]any
+	if err := yaml.Unmarshal(body, &content); err != nil {
+		return err
+	}
+	if content["apiVersion"] != q.Resource.GroupVersion().String() || content["kind"] != "DeleteOptions" {
+		return fmt.Errorf("no DeleteOptions in %v %v", content["apiVersion"], content["kind"])
+	}
+	content["apiVersion"] = metav1.SchemeGroupVersion.String()
+	relabelled, err := json.Marshal(content)
+	if err != nil {
+		return err
+	}
+	gvk := metav1.SchemeGroupVersion.WithKind("DeleteOptions")
+	_, _, err = info.Serializer.Decode(relabelled, &gvk, options)
+	return err
+}
+
 // deleteOptions reads DeleteOptions from the body, or else from the query.
 func (q *request) deleteOptions() (*metav1.DeleteOptions, error) {
 	options := &metav1.DeleteOptions{}
@@ -65,7 +90,11 @@ func (q *request) deleteOptions() (*metav1.DeleteOptions, error) {
 			return nil, err
 		}
 		gvk := metav1.SchemeGroupVersion.WithKind("DeleteOptions")
-		if _, _, err := info.Serializer.Decode(body, &gvk, options); err != nil {
+		_, _, err = info.Serializer.Decode(body, &gvk, options)
+		if runtime.IsNotRegisteredError(err) {
+			err = q.decodeForeignDeleteOptions(info, body, options)
+		}
+		if err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("decode DeleteOptions: %v", err))
 		}
 	} else if err := q.scope.Parameters.DecodeParameters(q.r.URL.Query(), optionsVersion, options); err != nil {
