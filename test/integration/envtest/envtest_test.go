@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -46,6 +47,40 @@ func assetsDir(t *testing.T) string {
 	return dir
 }
 
+// startEnvironment starts env, logs how long it took to be ready with
+// what it installs, and stops it when the test ends.
+func startEnvironment(t *testing.T, env *envtest.Environment, installs string) *rest.Config {
+	t.Helper()
+	start := time.Now()
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start envtest: %v", err)
+	}
+	t.Logf("envtest start to ready with %s: %v", installs, time.Since(start))
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop envtest: %v", err)
+		}
+	})
+	return cfg
+}
+
+// startManager runs mgr until the test ends and returns the context it
+// runs under.
+func startManager(t *testing.T, mgr ctrl.Manager) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
+	return ctx
+}
+
 func TestEnvtestReconcilesCustomResources(t *testing.T) {
 	ctrl.SetLogger(logr.Discard())
 	env := &envtest.Environment{
@@ -53,17 +88,7 @@ func TestEnvtestReconcilesCustomResources(t *testing.T) {
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: []string{filepath.Join("testdata", "gadgets.yaml")}},
 		ErrorIfCRDPathMissing: true,
 	}
-	start := time.Now()
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start envtest: %v", err)
-	}
-	t.Logf("envtest start to ready with one CRD: %v", time.Since(start))
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stop envtest: %v", err)
-		}
-	})
+	cfg := startEnvironment(t, env, "one CRD")
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
@@ -87,15 +112,7 @@ func TestEnvtestReconcilesCustomResources(t *testing.T) {
 	if err != nil {
 		t.Fatalf("controller: %v", err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	})
+	ctx := startManager(t, mgr)
 
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"metadata": map[string]any{"name": "g1", "namespace": "default"},
