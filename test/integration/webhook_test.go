@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,8 +13,10 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -358,6 +361,56 @@ func TestAdmissionWebhooks(t *testing.T) {
 			t.Errorf("update reached the webhook as %s with old %v and new %v, want UPDATE from v=1 to v=2", last.Operation, old.Data, cur.Data)
 		}
 	})
+}
+
+// TestAdmissionWebhookBehindService: a webhook configured with a Service
+// reference is called at one of the Service's ready endpoints, verified
+// with the name the Service gives it.
+func TestAdmissionWebhookBehindService(t *testing.T) {
+	ns := controlPlane.CreateNamespace(t)
+	rec := &admissionRecorder{requests: map[string][]admissionv1.AdmissionRequest{}}
+	mux := http.NewServeMux()
+	mux.Handle("/deny", &admission.Webhook{Handler: admission.HandlerFunc(func(_ context.Context, req admission.Request) admission.Response {
+		rec.record("/deny", req)
+		return admission.Denied("refused behind a service")
+	})})
+	server := framework.StartWebhookServer(t, mux, "hooks."+ns+".svc")
+	port, err := strconv.Atoi(server.URL[strings.LastIndex(server.URL, ":")+1:])
+	if err != nil {
+		t.Fatalf("webhook server port: %v", err)
+	}
+	clients := controlPlane.Clientset()
+	if _, err := clients.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "hooks"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromInt(port)}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create service: %v", err)
+	}
+	ready, portName, tcp, portNumber := true, "https", corev1.ProtocolTCP, int32(port)
+	if _, err := clients.DiscoveryV1().EndpointSlices(ns).Create(t.Context(), &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "hooks-1", Labels: map[string]string{discoveryv1.LabelServiceName: "hooks"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Protocol: &tcp, Port: &portNumber}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create endpoint slice: %v", err)
+	}
+	hook := hookFor{name: "service.tower.dev", caBundle: server.CABundle, ns: ns}.validating(func(h *admissionregistrationv1.ValidatingWebhook) {
+		path := "/deny"
+		h.ClientConfig = admissionregistrationv1.WebhookClientConfig{
+			Service:  &admissionregistrationv1.ServiceReference{Namespace: ns, Name: "hooks", Path: &path},
+			CABundle: server.CABundle,
+		}
+	})
+	createValidatingConfig(t, hook)
+	_, err = createUntil(t, clients, ns, &corev1.ConfigMap{}, metav1.CreateOptions{}, func(_ *corev1.ConfigMap, err error) bool { return err != nil })
+	want := `admission webhook "service.tower.dev" denied the request: refused behind a service`
+	if err == nil || err.Error() != want {
+		t.Fatalf("create answered %v, want %q", err, want)
+	}
+	if len(rec.received("/deny")) == 0 {
+		t.Error("the webhook behind the service was never called")
+	}
 }
 
 // warningCollector is a client-go warning handler that keeps what it saw.
