@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 const routeGroup = "apply.tower.dev"
@@ -144,4 +146,42 @@ func TestCustomResourceServerSideApply(t *testing.T) {
 	if ready, _, _ := unstructured.NestedBool(withStatus.Object, "status", "ready"); !ready || !slices.Contains(managers(withStatus.GetManagedFields()), "route-controller/Apply/status") {
 		t.Errorf("after the status apply: ready %v, managers %v", ready, managers(withStatus.GetManagedFields()))
 	}
+
+	// controller-runtime's unstructured client applies through the same path.
+	c, err := client.New(controlPlane.Config, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol := route("web", map[string]any{"backends": []any{map[string]any{"name": "c", "weight": int64(3)}}})
+	carol.SetNamespace(ns)
+	if err := c.Patch(ctx, carol, client.Apply, client.FieldOwner("carol")); err != nil {
+		t.Fatalf("controller-runtime apply: %v", err)
+	}
+	list := &unstructured.UnstructuredList{}
+	list.SetAPIVersion(routeGroup + "/v1")
+	list.SetKind("RouteList")
+	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil || len(list.Items) != 1 {
+		t.Fatalf("controller-runtime list: %v, %d items", err, len(list.Items))
+	}
+	if backends, _, _ := unstructured.NestedSlice(list.Items[0].Object, "spec", "backends"); len(backends) != 2 {
+		t.Errorf("backends after carol's apply = %v, want a and c", backends)
+	}
+
+	// A schema change applies to the next write without a restart.
+	eventually(t, 5*time.Second, "maxItems on hosts enforced", func(ctx context.Context) (bool, error) {
+		current, err := crdClient.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		hosts := current.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["hosts"]
+		if hosts.MaxItems == nil {
+			hosts.MaxItems = ptr.To[int64](2)
+			current.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"].Properties["hosts"] = hosts
+			if _, err := crdClient.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, current, metav1.UpdateOptions{}); err != nil {
+				return false, nil
+			}
+		}
+		_, err = apply("dave", false, map[string]any{"hosts": []any{"1.example", "2.example", "3.example"}})
+		return apierrors.IsInvalid(err), nil
+	})
 }
