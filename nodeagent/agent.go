@@ -76,6 +76,12 @@ type Config struct {
 	// ClientCAFile signs the client certificates the server accepts (the
 	// API server's); empty is the CA of RESTConfig, the cluster's CA.
 	ClientCAFile string
+	// ContainerLogMaxSize rotates a container's log file at this size;
+	// zero is kubelet's default, 10Mi.
+	ContainerLogMaxSize int64
+	// ContainerLogMaxFiles is how many log files (current and rotated)
+	// are kept per container; zero is kubelet's default, 5.
+	ContainerLogMaxFiles int
 }
 
 // Defaults fills in unset fields.
@@ -97,6 +103,12 @@ func (c *Config) Defaults() {
 	}
 	if c.StatusInterval == 0 {
 		c.StatusInterval = time.Minute
+	}
+	if c.ContainerLogMaxSize == 0 {
+		c.ContainerLogMaxSize = 10 << 20
+	}
+	if c.ContainerLogMaxFiles == 0 {
+		c.ContainerLogMaxFiles = 5
 	}
 	if c.ServerAddress == "" {
 		c.ServerAddress = fmt.Sprintf(":%d", server.DefaultPort)

@@ -473,6 +473,11 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *core
 	}
 	spec.Hostname = pod.Name
 	spec.NetNSPath = w.sandbox.NetNSPath
+	spec.Stdio = containers.StdioConfig{
+		LogPath: w.logPath(pod, c.Name, restartCount),
+		Stdin:   c.Stdin, StdinOnce: c.StdinOnce, TTY: c.TTY,
+		LogMaxSize: w.agent.cfg.ContainerLogMaxSize, LogMaxFiles: w.agent.cfg.ContainerLogMaxFiles,
+	}
 
 	if rec.state.Terminated != nil {
 		rec.lastState = rec.state
@@ -486,7 +491,7 @@ func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *core
 		rec.nextStart = rec.restarts.exited(time.Time{}, time.Now())
 		return nil
 	}
-	_, exits, err := rt.Start(ctx, id, w.logPath(pod, c.Name, restartCount))
+	_, exits, err := rt.Start(ctx, id)
 	if err != nil {
 		rec.state = waiting("RunContainerError", err.Error())
 		rec.nextStart = rec.restarts.exited(time.Time{}, time.Now())

@@ -40,6 +40,7 @@ func (a *Agent) newServer() (net.Listener, *server.Server, error) {
 		ClientCAs:   clientCAs,
 		Containers:  a,
 		Exec:        a,
+		Attach:      a,
 		PortForward: a,
 		Authorizer:  a,
 	})
@@ -106,6 +107,14 @@ func (a *Agent) ContainerRunning(ctx context.Context, podUID, container string, 
 func (a *Agent) ExecInContainer(ctx context.Context, podUID, container string, restartCount int, cmd []string, streams server.ExecStreams) (int32, error) {
 	execID := fmt.Sprintf("exec-%d", time.Now().UnixNano())
 	return a.runtime.ExecAttached(ctx, containerID(podUID, container, int32(restartCount)), execID, cmd, containers.ExecStreams{
+		Stdin: streams.Stdin, Stdout: streams.Stdout, Stderr: streams.Stderr, TTY: streams.TTY, Resize: streams.Resize,
+	})
+}
+
+// AttachContainer connects streams to one run of a pod's container for
+// the server's /attach.
+func (a *Agent) AttachContainer(ctx context.Context, podUID, container string, restartCount int, streams server.ExecStreams) error {
+	return a.runtime.Attach(ctx, containerID(podUID, container, int32(restartCount)), containers.ExecStreams{
 		Stdin: streams.Stdin, Stdout: streams.Stdout, Stderr: streams.Stderr, TTY: streams.TTY, Resize: streams.Resize,
 	})
 }

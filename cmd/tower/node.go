@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -47,17 +48,23 @@ type nodeOptions struct {
 	TLSCertFile       string
 	TLSPrivateKeyFile string
 	ClientCAFile      string
+	// ContainerLogMaxSize and ContainerLogMaxFiles rotate container logs,
+	// as kubelet's flags of those names.
+	ContainerLogMaxSize  string
+	ContainerLogMaxFiles int
 }
 
 func newNodeOptions(dataDir string) *nodeOptions {
 	hostname, _ := os.Hostname()
 	return &nodeOptions{
-		NodeName:            hostname,
-		DataDir:             dataDir,
-		ContainerdNamespace: nodeagent.DefaultContainerdNamespace,
-		PodCIDR:             "10.244.0.0/24",
-		Address:             "0.0.0.0",
-		Port:                server.DefaultPort,
+		NodeName:             hostname,
+		DataDir:              dataDir,
+		ContainerdNamespace:  nodeagent.DefaultContainerdNamespace,
+		PodCIDR:              "10.244.0.0/24",
+		Address:              "0.0.0.0",
+		Port:                 server.DefaultPort,
+		ContainerLogMaxSize:  "10Mi",
+		ContainerLogMaxFiles: 5,
 	}
 }
 
@@ -83,6 +90,8 @@ func (o *nodeOptions) addFlags(fs *pflag.FlagSet, up bool) {
 	fs.IntVar(&o.Port, "port", o.Port, "The port the node agent serves logs to the API server on.")
 	fs.StringVar(&o.TLSCertFile, "tls-cert-file", o.TLSCertFile, "Serving certificate of the node agent. Empty generates a self-signed one.")
 	fs.StringVar(&o.TLSPrivateKeyFile, "tls-private-key-file", o.TLSPrivateKeyFile, "Private key matching --tls-cert-file.")
+	fs.StringVar(&o.ContainerLogMaxSize, "container-log-max-size", o.ContainerLogMaxSize, "Size (a quantity such as 10Mi) at which a container's log file is rotated.")
+	fs.IntVar(&o.ContainerLogMaxFiles, "container-log-max-files", o.ContainerLogMaxFiles, "Most log files (current and rotated) kept per container; at least 2.")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "CA whose client certificates (the API server's) the node agent accepts. Empty uses the kubeconfig's CA.")
 }
 
@@ -173,6 +182,13 @@ func runNode(ctx context.Context, o *nodeOptions, config *rest.Config, out io.Wr
 	if reason := nodeUnavailableReason(o); reason != "" {
 		return errors.New(reason)
 	}
+	logMaxSize, err := resource.ParseQuantity(o.ContainerLogMaxSize)
+	if err != nil || logMaxSize.Value() <= 0 {
+		return fmt.Errorf("--container-log-max-size %q: must be a positive quantity such as 10Mi", o.ContainerLogMaxSize)
+	}
+	if o.ContainerLogMaxFiles < 2 {
+		return fmt.Errorf("--container-log-max-files %d: must be at least 2", o.ContainerLogMaxFiles)
+	}
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return fmt.Errorf("resolving node data dir: %w", err)
@@ -188,20 +204,22 @@ func runNode(ctx context.Context, o *nodeOptions, config *rest.Config, out io.Wr
 		fmt.Fprintf(out, "Started containerd at %s (log %s)\n", address, daemon.LogPath)
 	}
 	return nodeagent.Run(ctx, nodeagent.Config{
-		NodeName:            o.NodeName,
-		RESTConfig:          config,
-		ContainerdAddress:   address,
-		ContainerdNamespace: o.ContainerdNamespace,
-		RootDir:             dataDir,
-		ImagesDir:           o.ImagesDir,
-		ManifestsDir:        o.ManifestsDir,
-		PodCIDR:             o.PodCIDR,
-		CNIBinDir:           o.CNIBinDir,
-		HostNetNS:           o.HostNetNS,
-		NodeIP:              o.NodeIP,
-		ServerAddress:       net.JoinHostPort(o.Address, strconv.Itoa(o.Port)),
-		ServerCertFile:      o.TLSCertFile,
-		ServerKeyFile:       o.TLSPrivateKeyFile,
-		ClientCAFile:        o.ClientCAFile,
+		NodeName:             o.NodeName,
+		RESTConfig:           config,
+		ContainerdAddress:    address,
+		ContainerdNamespace:  o.ContainerdNamespace,
+		RootDir:              dataDir,
+		ImagesDir:            o.ImagesDir,
+		ManifestsDir:         o.ManifestsDir,
+		PodCIDR:              o.PodCIDR,
+		CNIBinDir:            o.CNIBinDir,
+		HostNetNS:            o.HostNetNS,
+		NodeIP:               o.NodeIP,
+		ServerAddress:        net.JoinHostPort(o.Address, strconv.Itoa(o.Port)),
+		ServerCertFile:       o.TLSCertFile,
+		ServerKeyFile:        o.TLSPrivateKeyFile,
+		ClientCAFile:         o.ClientCAFile,
+		ContainerLogMaxSize:  logMaxSize.Value(),
+		ContainerLogMaxFiles: o.ContainerLogMaxFiles,
 	})
 }

@@ -29,6 +29,17 @@ import (
 type Runtime struct {
 	client    *client.Client
 	namespace string
+
+	mu sync.Mutex
+	// stdio holds the standard streams of the containers this process
+	// started or adopted, by container ID.
+	stdio map[string]*taskStdio
+}
+
+// taskStdio is a container's streams and the containerd IO copying them.
+type taskStdio struct {
+	streams *containerStdio
+	io      cio.IO
 }
 
 // Connect dials containerd at address (a unix socket path) and scopes every
@@ -38,11 +49,22 @@ func Connect(ctx context.Context, address, namespace string) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to containerd at %s: %w", address, err)
 	}
-	return &Runtime{client: c, namespace: namespace}, nil
+	return &Runtime{client: c, namespace: namespace, stdio: map[string]*taskStdio{}}, nil
 }
 
-// Close releases the connection.
-func (r *Runtime) Close() error { return r.client.Close() }
+// Close stops copying the streams of the containers this process runs
+// (they keep running; their FIFOs stay for a later Watch to reattach)
+// and releases the connection.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	for id, t := range r.stdio {
+		t.io.Cancel()
+		t.streams.close()
+		delete(r.stdio, id)
+	}
+	r.mu.Unlock()
+	return r.client.Close()
+}
 
 // Version is containerd's version, as nodeInfo.containerRuntimeVersion
 // reports it without the scheme.
@@ -161,6 +183,9 @@ type ContainerSpec struct {
 	CPUQuotaMicros int64
 	CPUShares      uint64
 
+	// Stdio connects the container's standard streams.
+	Stdio StdioConfig
+
 	UID, GID               *int64
 	ReadOnlyRootFilesystem bool
 	Privileged             bool
@@ -232,10 +257,17 @@ func (r *Runtime) Create(ctx context.Context, spec ContainerSpec) error {
 	if spec.ReadOnlyRootFilesystem {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
+	if spec.Stdio.TTY {
+		opts = append(opts, oci.WithTTY)
+	}
+	labels := spec.Stdio.labels()
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
 	_, err := r.client.NewContainer(ctx, spec.ID,
 		client.WithImage(spec.Image),
 		client.WithNewSnapshot(spec.ID, spec.Image),
-		client.WithContainerLabels(spec.Labels),
+		client.WithContainerLabels(labels),
 		client.WithNewSpec(opts...),
 	)
 	if err != nil {
@@ -254,32 +286,123 @@ type Exit struct {
 	OOMKilled bool
 }
 
-// Start runs the container's process with its output appended to logPath
-// and returns its pid and a channel that receives its exit once. The
-// channel lives as long as ctx.
-func (r *Runtime) Start(ctx context.Context, id, logPath string) (uint32, <-chan Exit, error) {
+// Start runs the container's process with its standard streams
+// connected as its Stdio says (output logged in the CRI format) and
+// returns its pid and a channel that receives its exit once. The channel
+// lives as long as ctx.
+func (r *Runtime) Start(ctx context.Context, id string) (uint32, <-chan Exit, error) {
 	ctx = r.scoped(ctx)
 	container, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
 		return 0, nil, fmt.Errorf("loading container %s: %w", id, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return 0, nil, fmt.Errorf("creating log dir: %w", err)
-	}
-	task, err := container.NewTask(ctx, cio.LogFile(logPath))
+	labels, err := container.Labels(ctx)
 	if err != nil {
+		return 0, nil, fmt.Errorf("labels of %s: %w", id, err)
+	}
+	cfg := stdioFromLabels(labels)
+	streams, err := newContainerStdio(cfg)
+	if err != nil {
+		return 0, nil, err
+	}
+	opts := streams.cioOptions()
+	// The FIFOs live next to the log, where the pod's files are cleaned up.
+	opts = append(opts, cio.WithFIFODir(filepath.Join(filepath.Dir(cfg.LogPath), fifoDirName)))
+	create := cio.NewCreator(opts...)
+	var taskIO cio.IO
+	task, err := container.NewTask(ctx, func(id string) (cio.IO, error) {
+		taskIO, err = create(id)
+		return taskIO, err
+	})
+	if err != nil {
+		streams.close()
 		return 0, nil, fmt.Errorf("creating task for %s: %w", id, err)
 	}
+	r.track(id, streams, taskIO)
 	exits, err := r.wait(ctx, task)
 	if err != nil {
 		_, _ = task.Delete(ctx, client.WithProcessKill)
+		r.release(id)
 		return 0, nil, err
 	}
 	if err := task.Start(ctx); err != nil {
 		_, _ = task.Delete(ctx, client.WithProcessKill)
+		r.release(id)
 		return 0, nil, fmt.Errorf("starting %s: %w", id, err)
 	}
 	return task.Pid(), exits, nil
+}
+
+// fifoDirName is the directory, next to a container's logs, holding the
+// FIFOs of its standard streams.
+const fifoDirName = "fifo"
+
+// cioOptions connects containerd's copies of the container's streams to s.
+func (s *containerStdio) cioOptions() []cio.Opt {
+	opts := []cio.Opt{cio.WithStreams(s.stdinReader(), s.stdout(), s.stderr())}
+	if s.cfg.TTY {
+		opts = append(opts, cio.WithTerminal)
+	}
+	return opts
+}
+
+// track records a container's streams; once its output ends (the
+// process is gone) its log is closed.
+func (r *Runtime) track(id string, streams *containerStdio, taskIO cio.IO) {
+	r.mu.Lock()
+	r.stdio[id] = &taskStdio{streams: streams, io: taskIO}
+	r.mu.Unlock()
+	go func() {
+		taskIO.Wait()
+		_ = streams.finish()
+	}()
+}
+
+// release stops copying a container's streams and removes its FIFOs.
+func (r *Runtime) release(id string) {
+	r.mu.Lock()
+	t := r.stdio[id]
+	delete(r.stdio, id)
+	r.mu.Unlock()
+	if t == nil {
+		return
+	}
+	t.io.Cancel()
+	_ = t.io.Close()
+	t.streams.close()
+	if fifo := t.io.Config().Stdout; fifo != "" {
+		_ = os.RemoveAll(filepath.Dir(fifo))
+	}
+}
+
+// Attach connects streams to the running container's own stdio until ctx
+// ends, the container's output ends or the client stops reading. Stdin reaches the container only when it has one; resizes
+// reach its terminal.
+func (r *Runtime) Attach(ctx context.Context, id string, streams ExecStreams) error {
+	r.mu.Lock()
+	t := r.stdio[id]
+	r.mu.Unlock()
+	if t == nil {
+		return fmt.Errorf("container %s is not running", id)
+	}
+	ctx = r.scoped(ctx)
+	task, err := r.task(ctx, id)
+	if err != nil {
+		return err
+	}
+	if task == nil {
+		return fmt.Errorf("container %s is not running", id)
+	}
+	if streams.Resize != nil && t.streams.cfg.TTY {
+		go func() {
+			for size := range streams.Resize {
+				_ = task.Resize(ctx, size[0], size[1])
+			}
+		}()
+	}
+	closeStdin := func() { _ = task.CloseIO(context.WithoutCancel(ctx), client.WithStdinCloser) }
+	t.streams.attach(ctx.Done(), streams.Stdin, streams.Stdout, streams.Stderr, closeStdin)
+	return nil
 }
 
 // Watch returns the exit channel of an already running container, for an
@@ -297,8 +420,50 @@ func (r *Runtime) Watch(ctx context.Context, id string) (exits <-chan Exit, ok b
 	if status.Status != client.Running {
 		return nil, false, nil
 	}
+	if err := r.reattach(ctx, id); err != nil {
+		return nil, false, err
+	}
 	exits, err = r.wait(ctx, task)
 	return exits, err == nil, err
+}
+
+// reattach reconnects the streams of a container this process did not
+// start (the agent restarted) to its FIFOs, so that its output is logged
+// again; what it wrote meanwhile waited in the pipes.
+func (r *Runtime) reattach(ctx context.Context, id string) error {
+	r.mu.Lock()
+	_, tracked := r.stdio[id]
+	r.mu.Unlock()
+	if tracked {
+		return nil
+	}
+	container, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return fmt.Errorf("loading container %s: %w", id, err)
+	}
+	labels, err := container.Labels(ctx)
+	if err != nil {
+		return fmt.Errorf("labels of %s: %w", id, err)
+	}
+	cfg := stdioFromLabels(labels)
+	if cfg.LogPath == "" {
+		return nil
+	}
+	streams, err := newContainerStdio(cfg)
+	if err != nil {
+		return err
+	}
+	attach := cio.NewAttach(streams.cioOptions()...)
+	var taskIO cio.IO
+	if _, err := container.Task(ctx, func(fifos *cio.FIFOSet) (cio.IO, error) {
+		taskIO, err = attach(fifos)
+		return taskIO, err
+	}); err != nil {
+		streams.close()
+		return fmt.Errorf("reattaching the streams of %s: %w", id, err)
+	}
+	r.track(id, streams, taskIO)
+	return nil
 }
 
 // Running reports whether the container's process runs now; a missing
@@ -453,6 +618,7 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	} else if !errdefs.IsNotFound(err) {
 		return fmt.Errorf("loading task of %s: %w", id, err)
 	}
+	r.release(id)
 	if err := container.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("deleting container %s: %w", id, err)
 	}

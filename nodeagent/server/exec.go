@@ -16,6 +16,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/remotecommand"
 )
 
+// Attacher connects clients to containers' own streams for /attach.
+type Attacher interface {
+	// AttachContainer connects streams to the given run of the pod's
+	// container until the client or the container's output ends.
+	AttachContainer(ctx context.Context, podUID, container string, restartCount int, streams ExecStreams) error
+}
+
 // Execer runs commands in containers for /exec.
 type Execer interface {
 	// ExecInContainer runs cmd in the given run of the pod's container
@@ -42,20 +49,29 @@ type execOptions struct {
 }
 
 func parseExecOptions(r *http.Request) (execOptions, error) {
+	opts, err := parseAttachOptions(r)
+	if err != nil {
+		return opts, err
+	}
+	opts.command = r.URL.Query()["command"]
+	if len(opts.command) == 0 {
+		return opts, errors.New("you must specify a command")
+	}
+	return opts, nil
+}
+
+// parseAttachOptions reads the streams a client asks for.
+func parseAttachOptions(r *http.Request) (execOptions, error) {
 	query := r.URL.Query()
 	flag := func(name string) bool {
 		v, _ := strconv.ParseBool(query.Get(name))
 		return v
 	}
 	opts := execOptions{
-		command: query["command"],
-		stdin:   flag("stdin"),
-		stdout:  flag("stdout"),
-		stderr:  flag("stderr"),
-		tty:     flag("tty"),
-	}
-	if len(opts.command) == 0 {
-		return opts, errors.New("you must specify a command")
+		stdin:  flag("stdin"),
+		stdout: flag("stdout"),
+		stderr: flag("stderr"),
+		tty:    flag("tty"),
 	}
 	if !opts.stdin && !opts.stdout && !opts.stderr {
 		return opts, errors.New("you must specify at least 1 of stdin, stdout, stderr")
@@ -68,7 +84,6 @@ func parseExecOptions(r *http.Request) (execOptions, error) {
 }
 
 func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
-	namespace, podName, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	if s.cfg.Exec == nil {
 		httpError(w, http.StatusNotImplemented, "exec is not supported by this node")
 		return
@@ -78,6 +93,32 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	s.serveStreams(w, r, opts, func(ctx context.Context, uid, container string, run int, streams ExecStreams) (int32, error) {
+		return s.cfg.Exec.ExecInContainer(ctx, uid, container, run, opts.command, streams)
+	})
+}
+
+// serveAttach connects the client to the running container's own
+// streams, kubelet's /attach.
+func (s *Server) serveAttach(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Attach == nil {
+		httpError(w, http.StatusNotImplemented, "attach is not supported by this node")
+		return
+	}
+	opts, err := parseAttachOptions(r)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	s.serveStreams(w, r, opts, func(ctx context.Context, uid, container string, run int, streams ExecStreams) (int32, error) {
+		return 0, s.cfg.Attach.AttachContainer(ctx, uid, container, run, streams)
+	})
+}
+
+// serveStreams finds the current run of the container the request names,
+// opens the client's streams and reports how connect, given them, ended.
+func (s *Server) serveStreams(w http.ResponseWriter, r *http.Request, opts execOptions, connect func(ctx context.Context, uid, container string, run int, streams ExecStreams) (int32, error)) {
+	namespace, podName, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
 	dir, uid, err := s.podDir(namespace, podName)
 	if err != nil {
 		httpError(w, http.StatusNotFound, "pod %q not found on this node", namespace+"/"+podName)
@@ -90,11 +131,11 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 	}
 	remote, err := openRemoteStreams(w, r, opts)
 	if err != nil {
-		logr.FromContextOrDiscard(r.Context()).V(2).Info("opening exec streams", "err", err.Error())
+		logr.FromContextOrDiscard(r.Context()).V(2).Info("opening streams", "path", r.URL.Path, "err", err.Error())
 		return
 	}
 	defer remote.close()
-	code, err := s.cfg.Exec.ExecInContainer(r.Context(), uid, container, counts[len(counts)-1], opts.command, remote.attach(opts.tty))
+	code, err := connect(r.Context(), uid, container, counts[len(counts)-1], remote.attach(opts.tty))
 	writeExecStatus(remote.errorStream, opts.command, code, err)
 }
 
@@ -122,11 +163,17 @@ func readResizes(stream io.Reader, sizes chan<- [2]uint32) {
 	}
 }
 
-// writeExecStatus reports how the command ended on the error channel, as
+// writeExecStatus reports how the command (or, without one, the attach)
+// ended on the error channel, as
 // a Status the client turns into an exit code.
 func writeExecStatus(stream io.Writer, command []string, code int32, err error) {
 	status := metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess}
 	switch {
+	case err != nil && command == nil:
+		status = metav1.Status{
+			TypeMeta: status.TypeMeta, Status: metav1.StatusFailure, Reason: metav1.StatusReasonInternalError,
+			Message: fmt.Sprintf("error attaching to container: %v", err),
+		}
 	case err != nil:
 		status = metav1.Status{
 			TypeMeta: status.TypeMeta, Status: metav1.StatusFailure, Reason: metav1.StatusReasonInternalError,

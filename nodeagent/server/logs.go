@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"tower.dev/tower/nodeagent/containers"
 )
 
 // logOptions are kubelet's containerLogs query parameters.
@@ -166,12 +169,6 @@ func (s *Server) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 		// A previous run has ended: there is nothing to follow.
 		opts.follow = false
 	}
-	f, err := os.Open(filepath.Join(logDir, strconv.Itoa(run)+".log"))
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, "opening log: %v", err)
-		return
-	}
-	defer f.Close()
 	w.Header().Set("Content-Type", "text/plain")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
@@ -179,59 +176,47 @@ func (s *Server) serveContainerLogs(w http.ResponseWriter, r *http.Request) {
 	running := func(ctx context.Context) bool {
 		return s.cfg.Containers != nil && s.cfg.Containers.ContainerRunning(ctx, uid, container, run)
 	}
-	if err := s.copyLog(r.Context(), f, out, opts, running); err != nil && !errors.Is(err, errLimitReached) && r.Context().Err() == nil {
+	path := filepath.Join(logDir, strconv.Itoa(run)+".log")
+	if err := s.copyLog(r.Context(), path, out, opts, running); err != nil && !errors.Is(err, errLimitReached) && r.Context().Err() == nil {
 		// The status line is gone; all that is left is to end the stream.
 		_, _ = fmt.Fprintf(w, "\nerror reading log: %v\n", err)
 	}
 }
 
-// copyLog writes the selected lines of f to out and, when following,
-// what the container writes next until it stops or ctx ends.
-//
-// The runtime writes container output as it comes, without per-line
-// times, so a line's time is approximated: lines already in the file
-// carry the file's last modification time (no line is newer), lines seen
-// while following carry the time they were read.
-func (s *Server) copyLog(ctx context.Context, f *os.File, out io.Writer, opts logOptions, running func(context.Context) bool) error {
-	info, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("stat log: %w", err)
-	}
-	modified := info.ModTime()
-	end := info.Size()
-	start := int64(0)
+// copyLog writes the selected lines of the container log at path (its
+// rotated files first) to out and, when following, what the container
+// writes next until it stops or ctx ends. The files are in the CRI log
+// format; each entry carries its own time, which since and timestamps
+// use.
+func (s *Server) copyLog(ctx context.Context, path string, out io.Writer, opts logOptions, running func(context.Context) bool) error {
+	printer := &logPrinter{out: out, timestamps: opts.timestamps, since: opts.since}
 	if opts.tailLines >= 0 {
-		if start, err = tailOffset(f, end, opts.tailLines); err != nil {
+		counter := &logPrinter{out: io.Discard, since: opts.since}
+		if err := readLogFiles(path, counter.print); err != nil {
 			return err
 		}
+		total := counter.lines
+		// A last line still open is one of the tail's lines.
+		if counter.midLine {
+			total++
+		}
+		printer.skipLines = max(total-opts.tailLines, 0)
 	}
-	if !opts.since.IsZero() && modified.Before(opts.since) {
-		start = end
-	}
-	if _, err := f.Seek(start, io.SeekStart); err != nil {
-		return fmt.Errorf("seek log: %w", err)
-	}
-	if !opts.follow {
-		lines := &lineCopier{reader: bufio.NewReader(io.LimitReader(f, end-start)), out: out, timestamps: opts.timestamps}
-		return lines.copy(func() time.Time { return modified }, true)
-	}
-	lines := &lineCopier{reader: bufio.NewReader(f), out: out, timestamps: opts.timestamps}
-	if err := lines.copy(func() time.Time { return modified }, false); err != nil {
+	reader, err := openLogReader(path)
+	if err != nil {
 		return err
 	}
-	return s.follow(ctx, lines, running)
-}
-
-// follow streams what is appended to the log until the container is no
-// longer running and everything it wrote has been sent.
-func (s *Server) follow(ctx context.Context, lines *lineCopier, running func(context.Context) bool) error {
+	defer reader.close()
+	if !opts.follow {
+		return reader.drain(printer.print, true)
+	}
 	ticker := time.NewTicker(s.cfg.FollowPollInterval)
 	defer ticker.Stop()
 	for {
 		// Whether it runs is asked before reading, so that output written
 		// just before the container stopped is still read below.
 		stillRunning := running(ctx)
-		if err := lines.copy(time.Now, !stillRunning); err != nil {
+		if err := reader.drain(printer.print, !stillRunning); err != nil {
 			return err
 		}
 		if !stillRunning {
@@ -245,40 +230,113 @@ func (s *Server) follow(ctx context.Context, lines *lineCopier, running func(con
 	}
 }
 
-// lineCopier copies whole lines of a log, each prefixed with a timestamp
-// when asked.
-type lineCopier struct {
-	reader     *bufio.Reader
-	out        io.Writer
-	timestamps bool
-	// partial is the start of a line whose newline has not been written
-	// yet.
+// readLogFiles calls handle with every entry of the log at path as it
+// is now, rotated files first.
+func readLogFiles(path string, handle func([]byte) error) error {
+	reader, err := openLogReader(path)
+	if err != nil {
+		return err
+	}
+	defer reader.close()
+	return reader.drain(handle, true)
+}
+
+// logReader reads the entries of a container log across its rotated
+// files and, when the current file is rotated while it reads, on into
+// the new one.
+type logReader struct {
+	path string
+	// pending are the rotated files not read yet, oldest first.
+	pending []string
+	file    *os.File
+	reader  *bufio.Reader
+	// partial is an entry whose newline has not been written yet.
 	partial []byte
 }
 
-// copy copies the lines available now. A last line without its newline
-// is held back (it may still be being written) unless final is set.
-func (c *lineCopier) copy(stamp func() time.Time, final bool) error {
+func openLogReader(path string) (*logReader, error) {
+	rotated, err := containers.RotatedLogs(path)
+	if err != nil {
+		return nil, err
+	}
+	r := &logReader{path: path, pending: append(rotated, path)}
+	if err := r.next(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// next opens the next file; a rotated file removed meanwhile is skipped.
+func (r *logReader) next() error {
+	for len(r.pending) > 0 {
+		name := r.pending[0]
+		r.pending = r.pending[1:]
+		f, err := os.Open(name)
+		if errors.Is(err, os.ErrNotExist) && len(r.pending) > 0 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("opening log: %w", err)
+		}
+		r.close()
+		r.file, r.reader = f, bufio.NewReader(f)
+		return nil
+	}
+	return nil
+}
+
+func (r *logReader) close() {
+	if r.file != nil {
+		_ = r.file.Close()
+	}
+}
+
+// rotated reports whether the file at path is no longer the one being
+// read: the writer renamed it and started a new one.
+func (r *logReader) rotated() bool {
+	current, err := os.Stat(r.path)
+	if err != nil {
+		return false
+	}
+	open, err := r.file.Stat()
+	return err == nil && !os.SameFile(current, open)
+}
+
+// drain hands every complete entry available now to handle. An entry
+// without its newline is held back (it may still be being written)
+// unless final is set.
+func (r *logReader) drain(handle func([]byte) error, final bool) error {
 	for {
-		chunk, err := c.reader.ReadBytes('\n')
+		chunk, err := r.reader.ReadBytes('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("reading log: %w", err)
 		}
-		line := append(c.partial, chunk...)
-		c.partial = nil
-		if errors.Is(err, io.EOF) && !final {
-			c.partial = line
-			return nil
-		}
-		if len(line) == 0 {
-			return nil
-		}
-		if c.timestamps {
-			if _, err := io.WriteString(c.out, stamp().UTC().Format(time.RFC3339Nano)+" "); err != nil {
-				return err
+		line := append(r.partial, chunk...)
+		r.partial = nil
+		if errors.Is(err, io.EOF) {
+			switch {
+			case len(r.pending) > 0:
+				// The rest of this entry, if any, is lost with the
+				// writer's rotation; the next file starts afresh.
+				if err := r.next(); err != nil {
+					return err
+				}
+				continue
+			case r.rotated():
+				r.pending = []string{r.path}
+				if err := r.next(); err != nil {
+					return err
+				}
+				r.partial = line
+				continue
+			case !final:
+				r.partial = line
+				return nil
+			case len(line) == 0:
+				return nil
 			}
 		}
-		if _, err := c.out.Write(line); err != nil {
+		if err := handle(line); err != nil {
 			return err
 		}
 		if errors.Is(err, io.EOF) {
@@ -287,41 +345,64 @@ func (c *lineCopier) copy(stamp func() time.Time, final bool) error {
 	}
 }
 
-// tailOffset returns where the last n lines of the first size bytes of f
-// begin.
-func tailOffset(f *os.File, size, n int64) (int64, error) {
-	if n == 0 {
-		return size, nil
+// logPrinter turns CRI log entries into what a client reads: the
+// content, a line's timestamp first when asked, entries before since left
+// out and the first skipLines lines skipped (for tailLines).
+type logPrinter struct {
+	out        io.Writer
+	timestamps bool
+	since      time.Time
+	skipLines  int64
+	// lines counts the complete lines seen; midLine is set while a
+	// line's later parts are still to come.
+	lines   int64
+	midLine bool
+}
+
+func (p *logPrinter) print(entry []byte) error {
+	stamp, full, content, err := parseCRIEntry(entry)
+	if err != nil {
+		return err
 	}
-	const block = 32 * 1024
-	buf := make([]byte, block)
-	pos := size
-	newlines := int64(0)
-	// A newline ending the file closes the last line; it does not start
-	// another one.
-	skipLast := true
-	for pos > 0 {
-		readSize := min(int64(block), pos)
-		pos -= readSize
-		if _, err := f.ReadAt(buf[:readSize], pos); err != nil && !errors.Is(err, io.EOF) {
-			return 0, fmt.Errorf("reading log: %w", err)
-		}
-		for i := readSize - 1; i >= 0; i-- {
-			if buf[i] != '\n' {
-				skipLast = false
-				continue
-			}
-			if skipLast {
-				skipLast = false
-				continue
-			}
-			newlines++
-			if newlines == n {
-				return pos + i + 1, nil
-			}
+	if !p.since.IsZero() && stamp.Before(p.since) {
+		return nil
+	}
+	startsLine := !p.midLine
+	skipped := p.lines < p.skipLines
+	p.midLine = !full
+	if full {
+		p.lines++
+		content = append(content, '\n')
+	}
+	if skipped {
+		return nil
+	}
+	if startsLine && p.timestamps {
+		if _, err := io.WriteString(p.out, stamp.UTC().Format(time.RFC3339Nano)+" "); err != nil {
+			return err
 		}
 	}
-	return 0, nil
+	_, err = p.out.Write(content)
+	return err
+}
+
+// parseCRIEntry splits one line of a CRI log: "<time> <stream> <F|P>
+// <content>\n". The content is returned without the newline; full is
+// false for a part of a longer line. Both streams are served together.
+func parseCRIEntry(line []byte) (stamp time.Time, full bool, content []byte, err error) {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	fields := bytes.SplitN(line, []byte(" "), 4)
+	if len(fields) < 3 {
+		return time.Time{}, false, nil, fmt.Errorf("malformed log entry %q", line)
+	}
+	stamp, err = time.Parse(time.RFC3339Nano, string(fields[0]))
+	if err != nil {
+		return time.Time{}, false, nil, fmt.Errorf("malformed time in log entry %q: %w", line, err)
+	}
+	if len(fields) == 4 {
+		content = fields[3]
+	}
+	return stamp, string(fields[2]) != "P", append([]byte(nil), content...), nil
 }
 
 // errLimitReached ends a copy once limitBytes have been written.

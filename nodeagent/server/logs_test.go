@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,8 +27,24 @@ func (r *runningUntil) ContainerRunning(context.Context, string, string, int) bo
 	return !r.stopped.Load()
 }
 
-func writeLog(t *testing.T, podsDir, pod, container string, run int, content string) string {
+// criLines turns text into CRI log entries of stdout written at at: one F
+// entry per line, a P entry for an unterminated end.
+func criLines(at time.Time, text string) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		tag, content := "P", line
+		if strings.HasSuffix(line, "\n") {
+			tag, content = "F", strings.TrimSuffix(line, "\n")
+		}
+		fmt.Fprintf(&b, "%s stdout %s %s\n", at.UTC().Format(time.RFC3339Nano), tag, content)
+	}
+	return b.String()
+}
+
+// writeLog writes a container log in the CRI format.
+func writeLog(t *testing.T, podsDir, pod, container string, run int, text string) string {
 	t.Helper()
+	content := criLines(time.Now(), text)
 	dir := filepath.Join(podsDir, "ns_"+pod+"_uid-1", "logs", container)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -93,15 +111,39 @@ func TestContainerLogs(t *testing.T) {
 
 func TestContainerLogsTimestamps(t *testing.T) {
 	s, podsDir := newTestServer(t, &runningUntil{})
-	path := writeLog(t, podsDir, "web", "main", 0, "a\nb\n")
-	modified := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
-	if err := os.Chtimes(path, modified, modified); err != nil {
+	path := writeLog(t, podsDir, "web", "main", 0, "")
+	first := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	entries := criLines(first, "a\n") + criLines(first.Add(time.Hour), "b\nhalf ") + criLines(first.Add(2*time.Hour), "done\n")
+	if err := os.WriteFile(path, []byte(entries), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, body := get(t, s, "/containerLogs/ns/web/main?timestamps=true")
-	want := "2026-01-02T03:04:05.000000006Z a\n2026-01-02T03:04:05.000000006Z b\n"
-	if body != want {
-		t.Errorf("got %q, want %q", body, want)
+	for _, tc := range []struct{ query, want string }{
+		{"timestamps=true", "2026-01-02T03:04:05.000000006Z a\n2026-01-02T04:04:05.000000006Z b\n2026-01-02T04:04:05.000000006Z half done\n"},
+		{"sinceTime=2026-01-02T04:00:00Z", "b\nhalf done\n"},
+		{"sinceTime=2026-01-02T04:00:00Z&tailLines=1", "half done\n"},
+	} {
+		if _, body := get(t, s, "/containerLogs/ns/web/main?"+tc.query); body != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.query, body, tc.want)
+		}
+	}
+}
+
+func TestContainerLogsRotated(t *testing.T) {
+	s, podsDir := newTestServer(t, &runningUntil{})
+	path := writeLog(t, podsDir, "web", "main", 0, "three\n")
+	if err := os.WriteFile(path+".20260102-030405.000000000", []byte(criLines(time.Now(), "one\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".20260102-030406.000000000", []byte(criLines(time.Now(), "two\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"", "one\ntwo\nthree\n"},
+		{"tailLines=2", "two\nthree\n"},
+	} {
+		if _, body := get(t, s, "/containerLogs/ns/web/main?"+tc.query); body != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.query, body, tc.want)
+		}
 	}
 }
 
@@ -139,18 +181,19 @@ func TestContainerLogsFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	// A line written in two parts arrives whole.
-	if _, err := f.WriteString("sec"); err != nil {
+	// An entry written in two parts arrives whole.
+	entry := criLines(time.Now(), "second\n")
+	if _, err := f.WriteString(entry[:10]); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if _, err := f.WriteString("ond\n"); err != nil {
+	if _, err := f.WriteString(entry[10:]); err != nil {
 		t.Fatal(err)
 	}
 	if got := readLine(); got != "second\n" {
 		t.Fatalf("got %q", got)
 	}
-	if _, err := f.WriteString("last words"); err != nil {
+	if _, err := f.WriteString(criLines(time.Now(), "last words")); err != nil {
 		t.Fatal(err)
 	}
 	state.stopped.Store(true)

@@ -1,7 +1,8 @@
 // Package server is the node agent's HTTPS endpoint for the API server:
-// container logs (kubelet's /containerLogs) served from the log files the
-// agent writes, and exec over WebSocket (/exec), to clients holding a
-// certificate signed by the cluster CA.
+// container logs (kubelet's /containerLogs) served from the CRI-format log
+// files the agent writes, exec and attach (WebSocket or SPDY) and
+// port-forward (SPDY), to clients holding a certificate signed by the
+// cluster CA.
 package server
 
 import (
@@ -43,6 +44,8 @@ type Config struct {
 	Containers ContainerState
 	// Exec runs commands for /exec; nil refuses them.
 	Exec Execer
+	// Attach connects to containers' streams for /attach; nil refuses it.
+	Attach Attacher
 	// PortForward connects to pod ports for /portForward; nil refuses it.
 	PortForward PortForwarder
 	// Authorizer decides whether an authenticated client may use an
@@ -80,6 +83,8 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /containerLogs/{namespace}/{pod}/{container}", s.serveContainerLogs)
 	s.mux.HandleFunc("GET /exec/{namespace}/{pod}/{container}", s.serveExec)
 	s.mux.HandleFunc("POST /exec/{namespace}/{pod}/{container}", s.serveExec)
+	s.mux.HandleFunc("GET /attach/{namespace}/{pod}/{container}", s.serveAttach)
+	s.mux.HandleFunc("POST /attach/{namespace}/{pod}/{container}", s.serveAttach)
 	s.mux.HandleFunc("GET /portForward/{namespace}/{pod}", s.servePortForward)
 	s.mux.HandleFunc("POST /portForward/{namespace}/{pod}", s.servePortForward)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -34,7 +34,11 @@ import (
 func TestPodStreaming(t *testing.T) {
 	n := startNodeWith(t, nodeSetup{
 		controlPlane: []framework.Option{withKubeletClientCertificate(t)},
-		agent:        func(c *nodeagent.Config) { c.NodeIP = "127.0.0.1" },
+		agent: func(c *nodeagent.Config) {
+			c.NodeIP = "127.0.0.1"
+			// Small, so that a chatty container's log rotates.
+			c.ContainerLogMaxSize, c.ContainerLogMaxFiles = 4096, 3
+		},
 	})
 	namespace := createNamespace(t, n.client, "streaming")
 	n.createPod(t, namespace, "web", imagebuild.EchoImage, nil)
@@ -43,7 +47,17 @@ func TestPodStreaming(t *testing.T) {
 		p.Spec.Containers[0].Command = []string{"sh", "-c", "mkdir -p /tmp && exec sleep 3600"}
 		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
 	})
-	for _, name := range []string{"web", "shell"} {
+	n.createPod(t, namespace, "attachee", imagebuild.BusyboxImage, func(p *corev1.Pod) {
+		p.Spec.RestartPolicy = corev1.RestartPolicyNever
+		p.Spec.Containers[0].Command = []string{"sh", "-c", `while read line; do echo "got $line"; echo "err $line" >&2; done; echo bye`}
+		p.Spec.Containers[0].Stdin, p.Spec.Containers[0].StdinOnce = true, true
+	})
+	n.createPod(t, namespace, "chatty", imagebuild.BusyboxImage, func(p *corev1.Pod) {
+		// About 40 bytes an entry: the 4 KiB log rotates every ~100 lines.
+		p.Spec.Containers[0].Command = []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo line $i; [ $((i % 50)) = 0 ] && sleep 0.2; done"}
+		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
+	})
+	for _, name := range []string{"web", "shell", "attachee", "chatty"} {
 		n.waitPod(t, namespace, name, 60*time.Second, "Running", func(p *corev1.Pod) bool {
 			return p.Status.Phase == corev1.PodRunning
 		})
@@ -114,6 +128,87 @@ func TestPodStreaming(t *testing.T) {
 		}
 		if stdout.String() != "over spdy\n" || stderr.String() != "err\n" {
 			t.Errorf("stdout %q stderr %q", stdout.String(), stderr.String())
+		}
+	})
+
+	t.Run("attach to the container's stdio", func(t *testing.T) {
+		req := n.client.CoreV1().RESTClient().Post().Namespace(namespace).Resource("pods").Name("attachee").SubResource("attach").
+			VersionedParams(&corev1.PodAttachOptions{Stdin: true, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+		executor, err := remotecommand.NewWebSocketExecutor(n.config, http.MethodGet, req.URL().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr strings.Builder
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		// stdinOnce: the end of this stdin ends the container's, so it
+		// says bye and exits, which ends the attach.
+		err = executor.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: strings.NewReader("hello\nworld\n"), Stdout: &stdout, Stderr: &stderr})
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		if stdout.String() != "got hello\ngot world\nbye\n" || stderr.String() != "err hello\nerr world\n" {
+			t.Errorf("stdout %q stderr %q", stdout.String(), stderr.String())
+		}
+		n.waitPod(t, namespace, "attachee", 30*time.Second, "Succeeded", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodSucceeded
+		})
+		logs, err := n.client.CoreV1().Pods(namespace).GetLogs("attachee", &corev1.PodLogOptions{}).DoRaw(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The log has both streams; each stream's lines keep their order,
+		// how the two interleave depends on when each was read.
+		var out, errs []string
+		for line := range strings.Lines(string(logs)) {
+			if strings.HasPrefix(line, "err ") {
+				errs = append(errs, line)
+			} else {
+				out = append(out, line)
+			}
+		}
+		if strings.Join(out, "") != stdout.String() || strings.Join(errs, "") != stderr.String() {
+			t.Errorf("log of the attached container: %q", logs)
+		}
+	})
+
+	t.Run("logs rotate by size and still read whole", func(t *testing.T) {
+		logDir := filepath.Join(n.rootDir, "pods")
+		var files []string
+		waitFor(t, 60*time.Second, "two rotated log files", func() (bool, error) {
+			var err error
+			files, err = filepath.Glob(filepath.Join(logDir, namespace+"_chatty_*", "logs", "main", "0.log*"))
+			return len(files) == 3, err
+		})
+		time.Sleep(time.Second)
+		files, _ = filepath.Glob(filepath.Join(logDir, namespace+"_chatty_*", "logs", "main", "0.log*"))
+		if len(files) > 3 {
+			t.Errorf("%d log files kept, want at most 3: %v", len(files), files)
+		}
+		for _, f := range files {
+			if info, err := os.Stat(f); err == nil && info.Size() > 4096+64 {
+				t.Errorf("%s is %d bytes, over the 4 KiB limit", f, info.Size())
+			}
+		}
+		logs, err := n.client.CoreV1().Pods(namespace).GetLogs("chatty", &corev1.PodLogOptions{}).DoRaw(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What is kept is a run of consecutive lines: rotation drops the
+		// oldest whole files, nothing in between.
+		lines := strings.Split(strings.TrimSuffix(string(logs), "\n"), "\n")
+		var first int
+		if _, err := fmt.Sscanf(lines[0], "line %d", &first); err != nil || first <= 1 {
+			t.Fatalf("first kept line %q: the oldest lines should have been rotated away", lines[0])
+		}
+		for i, l := range lines {
+			if l != fmt.Sprintf("line %d", first+i) {
+				t.Fatalf("line %d of the log is %q, want %q", i, l, fmt.Sprintf("line %d", first+i))
+			}
+		}
+		tail, err := n.client.CoreV1().Pods(namespace).GetLogs("chatty", &corev1.PodLogOptions{TailLines: ptr.To[int64](150)}).DoRaw(t.Context())
+		if err != nil || strings.Count(string(tail), "\n") != 150 {
+			t.Errorf("tail 150 across rotated files: %d lines, %v", strings.Count(string(tail), "\n"), err)
 		}
 	})
 
