@@ -105,7 +105,7 @@ func podFinished(p *corev1.Pod) bool {
 func TestPodLifecycle(t *testing.T) {
 	n := startNode(t)
 	ctx := t.Context()
-	namespace := createNamespace(t, n.client, "lifecycle")
+	namespace := n.createNamespace(t, "lifecycle")
 	never := func(p *corev1.Pod) { p.Spec.RestartPolicy = corev1.RestartPolicyNever }
 
 	// Every pod starts at once; the subtests then wait for each.

@@ -48,7 +48,7 @@ func TestPodLogsAndExec(t *testing.T) {
 		agent: func(c *nodeagent.Config) { c.NodeIP = "127.0.0.1" },
 	})
 	ctx := t.Context()
-	namespace := createNamespace(t, n.client, "logs")
+	namespace := n.createNamespace(t, "logs")
 	n.createPod(t, namespace, "talker", imagebuild.BusyboxImage, func(p *corev1.Pod) {
 		p.Spec.Containers[0].Command = []string{"sh", "-c", "echo first; echo second; i=0; while true; i=$((i+1)); do echo tick $i; sleep 1; done"}
 		p.Spec.TerminationGracePeriodSeconds = ptr.To[int64](0)

@@ -374,11 +374,31 @@ func (n *node) httpGetInHostNetwork(t *testing.T, addr string) string {
 	return strings.TrimSpace(string(body))
 }
 
-func createNamespace(t *testing.T, client kubernetes.Interface, name string) string {
+// createNamespace creates a namespace with what the controller manager
+// (which these tests do not run) would add: the default ServiceAccount,
+// which the ServiceAccount admission plugin requires of pods, and the
+// kube-root-ca.crt ConfigMap a service-account volume projects. The
+// ServiceAccount does not automount a token: the test control plane does
+// not serve TokenRequest.
+func (n *node) createNamespace(t *testing.T, name string) string {
 	t.Helper()
-	_, err := client.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
+	ctx := t.Context()
+	if _, err := n.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating namespace: %v", err)
+	}
+	if _, err := n.client.CoreV1().ServiceAccounts(name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}, AutomountServiceAccountToken: ptr.To(false)}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the default service account: %v", err)
+	}
+	ca := n.config.CAData
+	if len(ca) == 0 {
+		var err error
+		if ca, err = os.ReadFile(n.config.CAFile); err != nil {
+			t.Fatalf("reading the cluster CA: %v", err)
+		}
+	}
+	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": string(ca)}}
+	if _, err := n.client.CoreV1().ConfigMaps(name).Create(ctx, rootCA, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the root CA config map: %v", err)
 	}
 	return name
 }
@@ -386,7 +406,7 @@ func createNamespace(t *testing.T, client kubernetes.Interface, name string) str
 func TestPodsOnRealContainerd(t *testing.T) {
 	n := startNode(t)
 	ctx := t.Context()
-	namespace := createNamespace(t, n.client, "e2e")
+	namespace := n.createNamespace(t, "e2e")
 
 	echo := n.createPod(t, namespace, "echo", imagebuild.EchoImage, func(p *corev1.Pod) {
 		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}

@@ -57,7 +57,7 @@ func (n *node) netnsCount(t *testing.T) int {
 
 func TestHostPort(t *testing.T) {
 	n := startNode(t)
-	namespace := createNamespace(t, n.client, "hostport")
+	namespace := n.createNamespace(t, "hostport")
 	n.createPod(t, namespace, "published", imagebuild.EchoImage, func(p *corev1.Pod) {
 		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: 18080}}
 		p.Spec.Containers[0].ReadinessProbe = echoReadiness()
@@ -77,7 +77,7 @@ func TestHostPort(t *testing.T) {
 func TestAgentRestart(t *testing.T) {
 	n := startNode(t)
 	ctx := t.Context()
-	namespace := createNamespace(t, n.client, "restart")
+	namespace := n.createNamespace(t, "restart")
 	ready := func(p *corev1.Pod) { p.Spec.Containers[0].ReadinessProbe = echoReadiness() }
 	n.createPod(t, namespace, "steady", imagebuild.EchoImage, ready)
 	n.createPod(t, namespace, "doomed", imagebuild.EchoImage, ready)

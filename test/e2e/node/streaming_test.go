@@ -40,7 +40,7 @@ func TestPodStreaming(t *testing.T) {
 			c.ContainerLogMaxSize, c.ContainerLogMaxFiles = 4096, 3
 		},
 	})
-	namespace := createNamespace(t, n.client, "streaming")
+	namespace := n.createNamespace(t, "streaming")
 	n.createPod(t, namespace, "web", imagebuild.EchoImage, nil)
 	n.createPod(t, namespace, "shell", imagebuild.BusyboxImage, func(p *corev1.Pod) {
 		// The busybox image has no /tmp for kubectl cp.
