@@ -47,11 +47,21 @@ func (o Objects) Get(ctx context.Context, namespace, name string, out runtime.Ob
 // List reads the objects of a namespace (all of them for "") into list,
 // from the watch cache.
 func (o Objects) List(ctx context.Context, namespace string, list runtime.Object) error {
+	return o.list(ctx, namespace, "0", list)
+}
+
+// ListConsistent is List with a consistent read: objects created a moment
+// ago are included.
+func (o Objects) ListConsistent(ctx context.Context, namespace string, list runtime.Object) error {
+	return o.list(ctx, namespace, "", list)
+}
+
+func (o Objects) list(ctx context.Context, namespace, resourceVersion string, list runtime.Object) error {
 	key := o.KeyPrefix + "/"
 	if namespace != "" {
 		key = o.KeyPrefix + "/" + namespace + "/"
 	}
-	if err := o.Store.GetList(ctx, key, storage.ListOptions{ResourceVersion: "0", Recursive: true}, list); err != nil {
+	if err := o.Store.GetList(ctx, key, storage.ListOptions{ResourceVersion: resourceVersion, Recursive: true}, list); err != nil {
 		return apierrors.NewInternalError(fmt.Errorf("list %s in %q: %w", o.Resource, namespace, err))
 	}
 	return nil

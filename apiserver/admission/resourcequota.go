@@ -84,8 +84,10 @@ func (r *ResourceQuota) Validate(ctx context.Context, a *Attributes) error {
 	}
 	gr := a.Resource.GroupResource()
 	usage := quota.Usage(gr, a.Object, r.now())
+	// A quota created a moment ago must already count, so the quotas are
+	// read consistently rather than from the watch cache.
 	list := &corev1.ResourceQuotaList{}
-	if err := r.Quotas.List(ctx, a.Namespace, list); err != nil {
+	if err := r.Quotas.ListConsistent(ctx, a.Namespace, list); err != nil {
 		return err
 	}
 	var charged []chargedQuota

@@ -89,11 +89,16 @@ func (a *api) ensure(ctx context.Context, e *endpoints.Endpoint, obj runtime.Obj
 // AllOrderedPlugins), narrowed by --enable-admission-plugins and
 // --disable-admission-plugins.
 func (a *api) admission(log logr.Logger) (admission.Interface, error) {
+	podSecurity, err := admission.NewPodSecurity(a.objects(corev1.SchemeGroupVersion.WithResource("namespaces")), a.objects(corev1.SchemeGroupVersion.WithResource("pods")))
+	if err != nil {
+		return nil, err
+	}
 	chain := admission.Chain{
 		{Name: "NamespaceLifecycle", Impl: &admission.NamespaceLifecycle{Namespaces: a.objects(corev1.SchemeGroupVersion.WithResource("namespaces"))}},
 		{Name: "LimitRanger", Impl: &admission.LimitRanger{LimitRanges: a.objects(corev1.SchemeGroupVersion.WithResource("limitranges"))}},
 		{Name: "ServiceAccount", Impl: &admission.ServiceAccount{ServiceAccounts: a.objects(corev1.SchemeGroupVersion.WithResource("serviceaccounts"))}},
 		{Name: "NodeRestriction", Impl: &admission.NodeRestriction{Pods: a.storedPod, Nodes: a.storedNode}},
+		{Name: "PodSecurity", Impl: podSecurity},
 		{Name: "Priority", Impl: &admission.Priority{PriorityClasses: a.objects(schedulingv1.SchemeGroupVersion.WithResource("priorityclasses"))}},
 		{Name: "DefaultTolerationSeconds", Impl: admission.DefaultTolerationSeconds{}},
 		{Name: "RBACEscalation", Builtin: true, Impl: &admission.RBACEscalation{Authorizer: a.security.authorizer, Rules: a.security.rules, Policy: a.security.policy}},

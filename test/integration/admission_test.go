@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 )
 
@@ -218,5 +219,46 @@ func TestLimitRanger(t *testing.T) {
 			_, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 			wantForbidden(t, err, `pods "`+tt.name+`" is forbidden: `+tt.message)
 		})
+	}
+}
+
+// TestPodSecurity: a namespace enforcing "restricted" refuses a
+// privileged pod with the library's message; one warning at "baseline"
+// admits it with a Warning header, for pods and workload templates alike.
+func TestPodSecurity(t *testing.T) {
+	ctx := t.Context()
+	cs := controlPlane.Clientset()
+	label := func(ns string, labels map[string]string) {
+		t.Helper()
+		got, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Labels = labels
+		if _, err := cs.CoreV1().Namespaces().Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	privileged := func(name string) *corev1.Pod {
+		return newPod(name, corev1.Container{Name: "c", Image: "example", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}})
+	}
+
+	enforced := controlPlane.CreateNamespace(t)
+	label(enforced, map[string]string{"pod-security.kubernetes.io/enforce": "baseline"})
+	_, err := cs.CoreV1().Pods(enforced).Create(ctx, privileged("root"), metav1.CreateOptions{})
+	wantForbidden(t, err, `pods "root" is forbidden: violates PodSecurity "baseline:latest": privileged (container "c" must not set securityContext.privileged=true)`)
+
+	warned := controlPlane.CreateNamespace(t)
+	label(warned, map[string]string{"pod-security.kubernetes.io/warn": "baseline"})
+	collector := &warningCollector{}
+	cfg := rest.CopyConfig(controlPlane.Config)
+	cfg.WarningHandler = collector
+	warnClient := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := warnClient.CoreV1().Pods(warned).Create(ctx, privileged("root"), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("warn-only namespace refused the pod: %v", err)
+	}
+	want := `would violate PodSecurity "baseline:latest": privileged (container "c" must not set securityContext.privileged=true)`
+	if !collector.has(want) {
+		t.Errorf("warnings = %q, want %q", collector.messages, want)
 	}
 }
