@@ -146,30 +146,15 @@ func portInUse(used map[hostPort]int, want hostPort) bool {
 func isWildcard(ip string) bool { return ip == "" || ip == "0.0.0.0" || ip == "::" }
 
 // insufficient lists "Insufficient <resource>" for every request the node
-// cannot meet, and "Too many pods" when it is full.
+// cannot meet, and "Too many pods" when it is full; nil when it fits.
 func insufficient(u *podUsage, info *nodeInfo) []string {
 	var reasons []string
-	allocatable := info.node.Status.Allocatable
-	if maxPods, ok := allocatable[corev1.ResourcePods]; ok && int64(info.pods+1) > maxPods.Value() {
+	if info.maxPods >= 0 && int64(info.pods+1) > info.maxPods {
 		reasons = append(reasons, reasonTooManyPods)
 	}
-	names := make([]corev1.ResourceName, 0, len(u.requests))
-	for name := range u.requests {
-		names = append(names, name)
-	}
-	sort.Slice(names, func(i, j int) bool { return resourceOrder(names[i]) < resourceOrder(names[j]) })
-	for _, name := range names {
-		want := quantityValue(name, u.requests[name])
-		if want == 0 {
-			continue
-		}
-		capacity, ok := allocatable[name]
-		have := int64(0)
-		if ok {
-			have = quantityValue(name, capacity)
-		}
-		if want > have-info.requested[name] {
-			reasons = append(reasons, "Insufficient "+string(name))
+	for _, a := range u.requests {
+		if a.value > info.allocatable[a.name]-info.requested[a.name] {
+			reasons = append(reasons, "Insufficient "+string(a.name))
 		}
 	}
 	return reasons
@@ -241,8 +226,7 @@ func (c *Cache) score(p *podSpec, candidates []candidate) {
 // resourceScore is LeastAllocated plus BalancedAllocation over cpu and
 // memory, with the non-zero defaults for containers without requests.
 func resourceScore(p *podSpec, info *nodeInfo) int64 {
-	allocCPU := info.node.Status.Allocatable.Cpu().MilliValue()
-	allocMem := info.node.Status.Allocatable.Memory().Value()
+	allocCPU, allocMem := info.allocCPU, info.allocMem
 	cpu := info.nonZeroCPU + p.usage.nonZeroCPU
 	mem := info.nonZeroMemory + p.usage.nonZeroMemory
 

@@ -38,9 +38,10 @@ type podUsage struct {
 	terminating bool
 	// affinity is the pod's inter-pod terms, nil when it has none.
 	affinity *podAffinity
-	// requests are the pod's effective requests, init containers,
-	// sidecars and overhead included.
-	requests corev1.ResourceList
+	// requests are the pod's non-zero effective requests, init
+	// containers, sidecars and overhead included, in the order failure
+	// messages list them.
+	requests []amount
 	// nonZeroCPU and nonZeroMemory count containers without requests
 	// at the defaults, for scoring.
 	nonZeroCPU, nonZeroMemory int64
@@ -55,7 +56,7 @@ func usageOf(pod *corev1.Pod, node string) *podUsage {
 		labels:      pod.Labels,
 		terminating: pod.DeletionTimestamp != nil,
 		affinity:    newPodAffinity(pod),
-		requests:    resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{}),
+		requests:    amounts(resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{})),
 	}
 	nonZero := resourcehelper.PodRequests(pod, resourcehelper.PodResourcesOptions{
 		NonMissingContainerRequests: corev1.ResourceList{
@@ -75,6 +76,26 @@ func usageOf(pod *corev1.Pod, node string) *podUsage {
 	return u
 }
 
+// amount is a quantity of one resource, in milli-units for cpu and units
+// for everything else.
+type amount struct {
+	name  corev1.ResourceName
+	value int64
+}
+
+// amounts lists list's non-zero quantities: cpu, memory, ephemeral
+// storage, then the rest by name.
+func amounts(list corev1.ResourceList) []amount {
+	out := make([]amount, 0, len(list))
+	for name, q := range list {
+		if v := quantityValue(name, q); v != 0 {
+			out = append(out, amount{name, v})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return resourceOrder(out[i].name) < resourceOrder(out[j].name) })
+	return out
+}
+
 func protocolOrTCP(p corev1.Protocol) corev1.Protocol {
 	if p == "" {
 		return corev1.ProtocolTCP
@@ -85,6 +106,11 @@ func protocolOrTCP(p corev1.Protocol) corev1.Protocol {
 // nodeInfo is a node and the sum of what its pods request.
 type nodeInfo struct {
 	node *corev1.Node
+	// allocatable is the node's, converted once per node update as
+	// requested is; maxPods is -1 when the node sets no pod limit.
+	allocatable        map[corev1.ResourceName]int64
+	allocCPU, allocMem int64
+	maxPods            int64
 	// requested is in milli-units for cpu and units for everything else.
 	requested                 map[corev1.ResourceName]int64
 	nonZeroCPU, nonZeroMemory int64
@@ -105,9 +131,24 @@ func quantityValue(name corev1.ResourceName, q resource.Quantity) int64 {
 	return q.Value()
 }
 
+// setNode records node and converts its allocatable resources.
+func (n *nodeInfo) setNode(node *corev1.Node) {
+	n.node = node
+	n.allocatable = make(map[corev1.ResourceName]int64, len(node.Status.Allocatable))
+	for name, q := range node.Status.Allocatable {
+		n.allocatable[name] = quantityValue(name, q)
+	}
+	n.allocCPU = n.allocatable[corev1.ResourceCPU]
+	n.allocMem = n.allocatable[corev1.ResourceMemory]
+	n.maxPods = -1
+	if pods, ok := n.allocatable[corev1.ResourcePods]; ok {
+		n.maxPods = pods
+	}
+}
+
 func (n *nodeInfo) add(u *podUsage, sign int64) {
-	for name, q := range u.requests {
-		n.requested[name] += sign * quantityValue(name, q)
+	for _, a := range u.requests {
+		n.requested[a.name] += sign * a.value
 	}
 	n.nonZeroCPU += sign * u.nonZeroCPU
 	n.nonZeroMemory += sign * u.nonZeroMemory
@@ -180,7 +221,7 @@ func (c *Cache) SetNode(node *corev1.Node) {
 		c.nodes[node.Name] = info
 	}
 	known := info.node != nil
-	info.node = node
+	info.setNode(node)
 	if !known {
 		c.rebuildNames()
 	}

@@ -1,11 +1,15 @@
-// Command bench is Tower's load generator. It starts Tower (`tower etcd` and
-// `tower apiserver` as child processes, built from this tree) and, when a
-// reference build exists, upstream kube-apiserver on upstream etcd, runs
-// the same load against each in turn over loopback, and prints one table
-// with both columns and their ratio:
+// Command bench is Tower's load generator. Its apiserver suite starts
+// Tower (`tower etcd` and `tower apiserver` as child processes, built from
+// this tree) and, when a reference build exists, upstream kube-apiserver
+// on upstream etcd, runs the same load against each in turn over loopback,
+// and prints one table with both columns and their ratio. Its
+// controlplane suite adds `tower scheduler`, `tower controller-manager`
+// and `tower node --simulate` as child processes and measures scheduler
+// throughput, a Deployment's time to Running and the managers' memory:
 //
-//	go run ./test/bench            # full run (10k objects, 1000 watchers)
-//	go run ./test/bench -short     # quick sanity check
+//	go run ./test/bench                       # both suites, full size
+//	go run ./test/bench -short                # quick sanity check
+//	go run ./test/bench -suite=controlplane   # one suite
 //
 // The reference binaries are looked up in $REF/bin (default
 // ~/.cache/tower-reference/bin, built by /work/shared/reference/build.sh).
@@ -70,25 +74,40 @@ func run() int {
 	refDir := flag.String("ref", framework.DefaultReferenceDir(), "directory holding the reference bin/kube-apiserver and bin/etcd")
 	towerBin := flag.String("tower", "", "use this tower binary instead of building one")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, data) after the run")
+	suite := flag.String("suite", "all", "which suite to run: apiserver, controlplane or all")
 	flag.Parse()
+	runAPIServer := *suite == "all" || *suite == "apiserver"
+	runControlPlane := *suite == "all" || *suite == "controlplane"
+	if !runAPIServer && !runControlPlane {
+		fmt.Fprintf(os.Stderr, "unknown -suite %q: want apiserver, controlplane or all\n", *suite)
+		return 2
+	}
 
 	log := funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx = logr.NewContext(ctx, log)
 
-	sc := fullScale
+	sc, cpScale := fullScale, fullControlPlaneScale
 	if *short {
-		sc = shortScale
+		sc, cpScale = shortScale, shortControlPlaneScale
 	}
-	if err := benchmark(ctx, sc, *refDir, *towerBin, *keep); err != nil {
+	if !runAPIServer {
+		sc = scale{}
+	}
+	if !runControlPlane {
+		cpScale = controlPlaneScale{}
+	}
+	if err := benchmark(ctx, sc, cpScale, *refDir, *towerBin, *keep); err != nil {
 		log.Error(err, "benchmark failed")
 		return 1
 	}
 	return 0
 }
 
-func benchmark(ctx context.Context, sc scale, refDir, towerBin string, keep bool) error {
+// benchmark runs the API server suite unless sc is zero and the control
+// plane suite unless cpScale is zero.
+func benchmark(ctx context.Context, sc scale, cpScale controlPlaneScale, refDir, towerBin string, keep bool) error {
 	log := logr.FromContextOrDiscard(ctx)
 	dir, err := os.MkdirTemp("", "tower-bench-")
 	if err != nil {
@@ -106,6 +125,25 @@ func benchmark(ctx context.Context, sc scale, refDir, towerBin string, keep bool
 			return err
 		}
 	}
+	if sc.objects > 0 {
+		if err := benchmarkAPIServer(ctx, sc, refDir, towerBin, dir); err != nil {
+			return err
+		}
+	}
+	if cpScale.nodes > 0 {
+		result, err := benchmarkControlPlane(ctx, cpScale, towerBin, filepath.Join(dir, "controlplane"))
+		if err != nil {
+			return fmt.Errorf("control plane: %w", err)
+		}
+		printControlPlaneReport(os.Stdout, cpScale, result)
+	}
+	return nil
+}
+
+// benchmarkAPIServer runs the load against Tower and, when built, the
+// reference kube-apiserver, and prints both.
+func benchmarkAPIServer(ctx context.Context, sc scale, refDir, towerBin, dir string) error {
+	log := logr.FromContextOrDiscard(ctx)
 	targets := []framework.Binaries{framework.TowerBinaries(towerBin)}
 	if reference, err := framework.ReferenceBinaries(refDir); err == nil {
 		targets = append(targets, reference)
