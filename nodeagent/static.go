@@ -238,6 +238,9 @@ func (a *Agent) createMirrorPod(ctx context.Context, pod *corev1.Pod) error {
 			Annotations: map[string]string{annotationConfigMirror: string(pod.UID)},
 			OwnerReferences: []metav1.OwnerReference{{
 				APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID,
+				// NodeRestriction admits only mirror pods their Node
+				// controls, as the kubelet makes them.
+				Controller: ptr.To(true),
 			}},
 		},
 		Spec: *pod.Spec.DeepCopy(),
