@@ -2,10 +2,13 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,6 +62,8 @@ func TestInflightLimit(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode, resp.Header.Get("Retry-After"), nil
 	}
+	rssBefore := processRSS(t)
+	rssPeak := sampleRSS(t)
 	const clients, perClient = 200, 10
 	var ok, throttled, other atomic.Int64
 	var wg sync.WaitGroup
@@ -105,12 +110,67 @@ func TestInflightLimit(t *testing.T) {
 	elapsed := time.Since(start)
 	close(stop)
 	worstHealth := <-healthDone
+	peak := rssPeak()
 	t.Logf("%d requests in %s: %d ok, %d throttled (429), %d other; slowest /readyz %s",
 		clients*perClient, elapsed, ok.Load(), throttled.Load(), other.Load(), worstHealth)
+	// The server runs in the test process (with its etcd and the 200
+	// clients), so this is an upper bound on the server's own RSS.
+	t.Logf("process RSS: %d MiB before, %d MiB peak, %d MiB after", rssBefore>>10, peak>>10, processRSS(t)>>10)
 	if throttled.Load() == 0 {
 		t.Error("no request was throttled above the in-flight limit")
 	}
 	if ok.Load() == 0 || other.Load() != 0 {
 		t.Errorf("ok=%d other=%d, want some ok and no other outcome", ok.Load(), other.Load())
+	}
+}
+
+// processRSS is this process's resident set in KiB (VmRSS).
+func processRSS(t *testing.T) int64 {
+	t.Helper()
+	kb, err := readRSS()
+	if err != nil {
+		t.Skipf("cannot measure RSS: %v", err)
+	}
+	return kb
+}
+
+func readRSS() (int64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if value, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
+}
+
+// sampleRSS samples the RSS every 20ms until the returned function is
+// called, which returns the highest sample in KiB.
+func sampleRSS(t *testing.T) func() int64 {
+	first := processRSS(t)
+	stop := make(chan struct{})
+	peak := make(chan int64)
+	go func() {
+		highest := first
+		ticker := time.NewTicker(20 * time.Millisecond)
+		defer ticker.Stop()
+		for {
+			if kb, err := readRSS(); err == nil {
+				highest = max(highest, kb)
+			}
+			select {
+			case <-stop:
+				peak <- highest
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		return <-peak
 	}
 }
