@@ -43,7 +43,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -checks 'inhe
 # kubebuilder project.
 CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 
-.PHONY: all build envtest-assets images deps run test lint bench bench-short clean generate manifests
+.PHONY: all build envtest-assets images deps run test lint bench bench-short bench-node clean generate manifests
 
 all: build
 
@@ -96,6 +96,10 @@ bench:
 
 bench-short:
 	$(GO) run ./test/bench -short
+
+# One real node (root, containerd): pod start latency, pods held, agent RSS.
+bench-node:
+	$(GO) run ./test/bench -suite=node
 
 clean:
 	rm -rf $(BIN)

@@ -10,6 +10,13 @@
 //	go run ./test/bench                       # both suites, full size
 //	go run ./test/bench -short                # quick sanity check
 //	go run ./test/bench -suite=controlplane   # one suite
+//	go run ./test/bench -suite=node           # one real node (root, containerd)
+//
+// The node suite, not part of "all", measures a real `tower node` with a
+// private containerd: pod start latency (create to Running) over 50 pods,
+// how many pods the node holds (ramping in batches until starts fail or
+// slow down, within a time budget) and the agent's RSS. Without root, containerd, runc or the CNI
+// plugins it says what is missing and skips.
 //
 // The reference binaries are looked up in $REF/bin (default
 // ~/.cache/tower-reference/bin, built by /work/shared/reference/build.sh).
@@ -74,8 +81,11 @@ func run() int {
 	refDir := flag.String("ref", framework.DefaultReferenceDir(), "directory holding the reference bin/kube-apiserver and bin/etcd")
 	towerBin := flag.String("tower", "", "use this tower binary instead of building one")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, data) after the run")
-	suite := flag.String("suite", "all", "which suite to run: apiserver, controlplane or all")
+	suite := flag.String("suite", "all", "which suite to run: apiserver, controlplane, all, or node (one real node: root and containerd)")
 	flag.Parse()
+	if *suite == "node" {
+		return runNodeSuite(*short, *towerBin, *keep)
+	}
 	runAPIServer := *suite == "all" || *suite == "apiserver"
 	runControlPlane := *suite == "all" || *suite == "controlplane"
 	if !runAPIServer && !runControlPlane {
@@ -229,4 +239,21 @@ func formatRatio(tower, reference float64, higherIsBetter bool) string {
 		return fmt.Sprintf("%.2f (+)", ratio)
 	}
 	return fmt.Sprintf("%.2f", ratio)
+}
+
+// runNodeSuite runs the node benchmark and returns the exit code.
+func runNodeSuite(short bool, towerBin string, keep bool) int {
+	log := funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx = logr.NewContext(ctx, log)
+	sc := nodeFullScale
+	if short {
+		sc = nodeShortScale
+	}
+	if err := nodeBenchmark(ctx, sc, towerBin, keep); err != nil {
+		log.Error(err, "node benchmark failed")
+		return 1
+	}
+	return 0
 }
