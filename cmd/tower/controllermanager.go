@@ -44,6 +44,8 @@ Lease.`,
 	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers to enable: '*' for all on by default, 'foo' to add foo, '-foo' to disable foo. Known: "+fmt.Sprint(manager.ControllerNames()))
 	fs.StringVar(&o.RootCAFile, "root-ca-file", o.RootCAFile, "CA bundle published to every namespace as the kube-root-ca.crt ConfigMap; empty disables the publisher.")
 	fs.DurationVar(&o.NodeMonitorGracePeriod, "node-monitor-grace-period", o.NodeMonitorGracePeriod, "How long a node may go without renewing its Lease before it is marked Unknown and tainted unreachable.")
+	fs.StringVar(&o.ClusterCIDR, "cluster-cidr", o.ClusterCIDR, "CIDR range the node IPAM controller divides into the nodes' pod subnets.")
+	fs.IntVar(&o.NodeCIDRMaskSize, "node-cidr-mask-size", o.NodeCIDRMaskSize, "Mask size of the pod subnet each node gets from --cluster-cidr.")
 	fs.IntVar(&o.TerminatedPodGCThreshold, "terminated-pod-gc-threshold", o.TerminatedPodGCThreshold, "Number of terminated pods that can exist before the pod garbage collector deletes the oldest; 0 or less disables that collection.")
 	addCommonManagerFlags(fs, &o.Common)
 	return cmd

@@ -16,6 +16,7 @@ import (
 	"tower.dev/tower/controllers/garbagecollector"
 	"tower.dev/tower/controllers/job"
 	"tower.dev/tower/controllers/namespace"
+	"tower.dev/tower/controllers/nodeipam"
 	"tower.dev/tower/controllers/nodelifecycle"
 	"tower.dev/tower/controllers/podgc"
 	"tower.dev/tower/controllers/replicaset"
@@ -45,6 +46,11 @@ type ControllerManagerOptions struct {
 	TerminatedPodGCThreshold int
 	// PodGCPeriod is how often pod GC runs (20s when zero).
 	PodGCPeriod time.Duration
+	// ClusterCIDR and NodeCIDRMaskSize are --cluster-cidr and
+	// --node-cidr-mask-size: node IPAM gives each node a subnet of that
+	// size from the cluster CIDR.
+	ClusterCIDR      string
+	NodeCIDRMaskSize int
 }
 
 // NewControllerManagerOptions returns the defaults of
@@ -60,6 +66,8 @@ func NewControllerManagerOptions() ControllerManagerOptions {
 		Controllers:              []string{"*"},
 		NodeMonitorGracePeriod:   nodelifecycle.DefaultGracePeriod,
 		TerminatedPodGCThreshold: podgc.DefaultTerminatedPodThreshold,
+		ClusterCIDR:              nodeipam.DefaultClusterCIDR,
+		NodeCIDRMaskSize:         nodeipam.DefaultMaskSize,
 	}
 }
 
@@ -102,6 +110,9 @@ func controllerSpecs() []controllerSpec {
 		{daemonset.Name, true, plain(daemonset.SetupWithManager)},
 		{statefulset.Name, true, plain(statefulset.SetupWithManager)},
 		{disruption.Name, true, plain(disruption.SetupWithManager)},
+		{nodeipam.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
+			return nodeipam.SetupWithManager(m, nodeipam.Options{ClusterCIDR: o.ClusterCIDR, MaskSize: o.NodeCIDRMaskSize})
+		}},
 		{podgc.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
 			return podgc.SetupWithManager(m, podgc.Options{TerminatedPodThreshold: o.TerminatedPodGCThreshold, Period: o.PodGCPeriod})
 		}},

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -107,7 +108,12 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 		// above still complete, so evicted pods do not linger.
 		return reconcile.Result{}, nil
 	}
-	ip, err := r.sim.allocateIP(node, req.NamespacedName, pod.Status.PodIP)
+	ip, err := r.sim.allocateIP(ctx, node, req.NamespacedName, pod.Status.PodIP)
+	if errors.Is(err, errNoPodCIDR) {
+		// Like a kubelet, the node runs no pod before node IPAM gave it
+		// a subnet.
+		return reconcile.Result{RequeueAfter: podCIDRPollInterval}, nil
+	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -139,13 +145,41 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
-func (s *Simulator) allocateIP(node string, pod types.NamespacedName, current string) (string, error) {
+// errNoPodCIDR: the node has no spec.podCIDR yet.
+var errNoPodCIDR = errors.New("node has no pod CIDR yet")
+
+// podCIDRPollInterval is how often a pod waiting for its node's pod CIDR
+// looks again.
+const podCIDRPollInterval = time.Second
+
+// allocateIP gives pod an address of its node's pod CIDR (spec.podCIDR,
+// assigned by node IPAM), keeping the one it has when that is still in
+// the subnet.
+func (s *Simulator) allocateIP(ctx context.Context, node string, pod types.NamespacedName, current string) (string, error) {
+	s.mu.Lock()
+	ipam, ok := s.ipam[node]
+	s.mu.Unlock()
+	if !ok {
+		n := &corev1.Node{}
+		if err := s.nodes.Get(ctx, types.NamespacedName{Name: node}, n); err != nil {
+			return "", fmt.Errorf("reading node %s: %w", node, err)
+		}
+		if n.Spec.PodCIDR == "" {
+			return "", fmt.Errorf("node %s: %w", node, errNoPodCIDR)
+		}
+		_, network, err := net.ParseCIDR(n.Spec.PodCIDR)
+		if err != nil {
+			return "", fmt.Errorf("pod CIDR of node %s: %w", node, err)
+		}
+		s.mu.Lock()
+		if ipam, ok = s.ipam[node]; !ok {
+			ipam = newPodIPs(network)
+			s.ipam[node] = ipam
+		}
+		s.mu.Unlock()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ipam, ok := s.ipam[node]
-	if !ok {
-		return "", fmt.Errorf("node %s has no pod CIDR yet", node)
-	}
 	if current != "" {
 		if off, ok := offsetIn(ipam.network, current); ok {
 			ipam.used[off] = pod

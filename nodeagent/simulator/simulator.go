@@ -44,7 +44,6 @@ const (
 	DefaultNamePrefix        = "sim-node-"
 	DefaultHeartbeatInterval = 10 * time.Second
 	DefaultLeaseDuration     = 40 * time.Second
-	defaultClusterCIDRPrefix = 10
 	registerParallelism      = 32
 )
 
@@ -291,9 +290,6 @@ func (s *Simulator) registerNode(ctx context.Context, i int, name string) error 
 	case err != nil:
 		return fmt.Errorf("reading node %s: %w", name, err)
 	}
-	s.mu.Lock()
-	s.ipam[name] = newPodIPs(podCIDR(node, i))
-	s.mu.Unlock()
 
 	node.Status = corev1.NodeStatus{
 		Capacity:    s.cfg.Capacity,
@@ -374,20 +370,6 @@ func (s *Simulator) reassertReady(ctx context.Context, name string) error {
 // nodeIP is a fake address for node i, from 10.255.0.0/16's neighbours.
 func nodeIP(i int) string {
 	return net.IPv4(172, byte(16+i>>16), byte(i>>8), byte(i)).String()
-}
-
-// podCIDR is the node's spec.podCIDR when node IPAM assigned one, or a
-// /24 of 10.128.0.0/9 chosen by index.
-func podCIDR(node *corev1.Node, i int) *net.IPNet {
-	if node.Spec.PodCIDR != "" {
-		if _, n, err := net.ParseCIDR(node.Spec.PodCIDR); err == nil {
-			return n
-		}
-	}
-	return &net.IPNet{
-		IP:   net.IPv4(defaultClusterCIDRPrefix, byte(128+(i>>8)&0x7f), byte(i), 0),
-		Mask: net.CIDRMask(24, 32),
-	}
 }
 
 // heartbeat renews every node's Lease each interval until ctx ends.
