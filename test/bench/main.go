@@ -83,13 +83,10 @@ func run() int {
 	keep := flag.Bool("keep", false, "keep the working directory (logs, data) after the run")
 	suite := flag.String("suite", "all", "which suite to run: apiserver, controlplane, all, or node (one real node: root and containerd)")
 	flag.Parse()
-	if *suite == "node" {
-		return runNodeSuite(*short, *towerBin, *keep)
-	}
 	runAPIServer := *suite == "all" || *suite == "apiserver"
 	runControlPlane := *suite == "all" || *suite == "controlplane"
-	if !runAPIServer && !runControlPlane {
-		fmt.Fprintf(os.Stderr, "unknown -suite %q: want apiserver, controlplane or all\n", *suite)
+	if !runAPIServer && !runControlPlane && *suite != "node" {
+		fmt.Fprintf(os.Stderr, "unknown -suite %q: want apiserver, controlplane, all or node\n", *suite)
 		return 2
 	}
 
@@ -98,6 +95,17 @@ func run() int {
 	defer stop()
 	ctx = logr.NewContext(ctx, log)
 
+	if *suite == "node" {
+		nsc := nodeFullScale
+		if *short {
+			nsc = nodeShortScale
+		}
+		if err := nodeBenchmark(ctx, nsc, *towerBin, *keep); err != nil {
+			log.Error(err, "node benchmark failed")
+			return 1
+		}
+		return 0
+	}
 	sc, cpScale := fullScale, fullControlPlaneScale
 	if *short {
 		sc, cpScale = shortScale, shortControlPlaneScale
@@ -118,23 +126,11 @@ func run() int {
 // benchmark runs the API server suite unless sc is zero and the control
 // plane suite unless cpScale is zero.
 func benchmark(ctx context.Context, sc scale, cpScale controlPlaneScale, refDir, towerBin string, keep bool) error {
-	log := logr.FromContextOrDiscard(ctx)
-	dir, err := os.MkdirTemp("", "tower-bench-")
+	dir, towerBin, cleanup, err := prepareRun(ctx, "tower-bench-", towerBin, keep)
 	if err != nil {
-		return fmt.Errorf("creating working directory: %w", err)
+		return err
 	}
-	if keep {
-		log.Info("keeping working directory", "dir", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-
-	if towerBin == "" {
-		log.Info("building tower")
-		if towerBin, err = framework.BuildTower(ctx, filepath.Join(dir, "bin")); err != nil {
-			return err
-		}
-	}
+	defer cleanup()
 	if sc.objects > 0 {
 		if err := benchmarkAPIServer(ctx, sc, refDir, towerBin, dir); err != nil {
 			return err
@@ -241,19 +237,25 @@ func formatRatio(tower, reference float64, higherIsBetter bool) string {
 	return fmt.Sprintf("%.2f", ratio)
 }
 
-// runNodeSuite runs the node benchmark and returns the exit code.
-func runNodeSuite(short bool, towerBin string, keep bool) int {
-	log := funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{})
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx = logr.NewContext(ctx, log)
-	sc := nodeFullScale
-	if short {
-		sc = nodeShortScale
+// prepareRun makes the run's working directory and, unless towerBin names
+// one, builds tower into it. cleanup removes the directory unless keep.
+func prepareRun(ctx context.Context, prefix, towerBin string, keep bool) (dir, bin string, cleanup func(), err error) {
+	log := logr.FromContextOrDiscard(ctx)
+	dir, err = os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("creating working directory: %w", err)
 	}
-	if err := nodeBenchmark(ctx, sc, towerBin, keep); err != nil {
-		log.Error(err, "node benchmark failed")
-		return 1
+	cleanup = func() { _ = os.RemoveAll(dir) }
+	if keep {
+		log.Info("keeping working directory", "dir", dir)
+		cleanup = func() {}
 	}
-	return 0
+	if towerBin == "" {
+		log.Info("building tower")
+		if towerBin, err = framework.BuildTower(ctx, filepath.Join(dir, "bin")); err != nil {
+			cleanup()
+			return "", "", nil, err
+		}
+	}
+	return dir, towerBin, cleanup, nil
 }

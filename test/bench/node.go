@@ -101,21 +101,11 @@ func nodeBenchmark(ctx context.Context, sc nodeScale, towerBin string, keep bool
 		log.Info("skipping the node benchmark", "reason", reason)
 		return nil
 	}
-	dir, err := os.MkdirTemp("", "tower-bench-node-")
+	dir, towerBin, cleanup, err := prepareRun(ctx, "tower-bench-node-", towerBin, keep)
 	if err != nil {
-		return fmt.Errorf("creating working directory: %w", err)
+		return err
 	}
-	if keep {
-		log.Info("keeping working directory", "dir", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	if towerBin == "" {
-		log.Info("building tower")
-		if towerBin, err = framework.BuildTower(ctx, filepath.Join(dir, "bin")); err != nil {
-			return err
-		}
-	}
+	defer cleanup()
 	imagesDir := filepath.Join(dir, "images")
 	if _, err := imagebuild.Build(ctx, imagesDir); err != nil {
 		return fmt.Errorf("building test images: %w", err)
