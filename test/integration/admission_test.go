@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
@@ -243,9 +245,28 @@ func TestPodSecurity(t *testing.T) {
 		return newPod(name, corev1.Container{Name: "c", Image: "example", SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}})
 	}
 
+	// The plugin reads namespaces as upstream's does, from a cache that may
+	// lag the label update by a moment: pods admitted before it sees the
+	// label are removed and tried again.
+	createUntilLabelSeen := func(client kubernetes.Interface, ns string, seen func(error) bool) error {
+		t.Helper()
+		var err error
+		eventually(t, 30*time.Second, "PodSecurity to see the namespace labels", func(ctx context.Context) (bool, error) {
+			_, err = client.CoreV1().Pods(ns).Create(ctx, privileged("root"), metav1.CreateOptions{})
+			if seen(err) {
+				return true, nil
+			}
+			if err == nil {
+				return false, client.CoreV1().Pods(ns).Delete(ctx, "root", metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+			}
+			return false, nil
+		})
+		return err
+	}
+
 	enforced := controlPlane.CreateNamespace(t)
 	label(enforced, map[string]string{"pod-security.kubernetes.io/enforce": "baseline"})
-	_, err := cs.CoreV1().Pods(enforced).Create(ctx, privileged("root"), metav1.CreateOptions{})
+	err := createUntilLabelSeen(cs, enforced, func(err error) bool { return err != nil })
 	wantForbidden(t, err, `pods "root" is forbidden: violates PodSecurity "baseline:latest": privileged (container "c" must not set securityContext.privileged=true)`)
 
 	warned := controlPlane.CreateNamespace(t)
@@ -254,10 +275,10 @@ func TestPodSecurity(t *testing.T) {
 	cfg := rest.CopyConfig(controlPlane.Config)
 	cfg.WarningHandler = collector
 	warnClient := kubernetes.NewForConfigOrDie(cfg)
-	if _, err := warnClient.CoreV1().Pods(warned).Create(ctx, privileged("root"), metav1.CreateOptions{}); err != nil {
+	want := `would violate PodSecurity "baseline:latest": privileged (container "c" must not set securityContext.privileged=true)`
+	if err := createUntilLabelSeen(warnClient, warned, func(err error) bool { return err != nil || collector.has(want) }); err != nil {
 		t.Fatalf("warn-only namespace refused the pod: %v", err)
 	}
-	want := `would violate PodSecurity "baseline:latest": privileged (container "c" must not set securityContext.privileged=true)`
 	if !collector.has(want) {
 		t.Errorf("warnings = %q, want %q", collector.messages, want)
 	}
