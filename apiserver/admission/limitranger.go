@@ -36,6 +36,13 @@ func (l *LimitRanger) limitRanges(ctx context.Context, a *Attributes) ([]corev1.
 	if err := l.LimitRanges.List(ctx, a.Namespace, list); err != nil {
 		return nil, nil, err
 	}
+	// As upstream's live lookup: an empty cached answer is confirmed with a
+	// consistent read, so a LimitRange created a moment ago applies.
+	if len(list.Items) == 0 {
+		if err := l.LimitRanges.ListConsistent(ctx, a.Namespace, list); err != nil {
+			return nil, nil, err
+		}
+	}
 	return list.Items, pod, nil
 }
 
