@@ -4,13 +4,17 @@
 // affinity and its NoSchedule/NoExecute taints are tolerated; each pod is
 // pinned to its node by a required node affinity on metadata.name, so the
 // scheduler binds it there; pods on nodes that are no longer eligible are
-// deleted, and RollingUpdate replaces outdated pods within maxUnavailable.
+// deleted. Each distinct template is kept as a ControllerRevision whose
+// hash labels the pods made from it; RollingUpdate replaces outdated pods
+// within maxUnavailable, or with maxSurge starts the new pod beside the
+// old one first; OnDelete leaves replacing them to the user.
 package daemonset
 
 import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -29,7 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
-	"tower.dev/tower/controllers/deployment"
+	"tower.dev/tower/controllers/internal/history"
 	"tower.dev/tower/controllers/internal/workload"
 	"tower.dev/tower/controllers/replicaset"
 )
@@ -40,12 +44,17 @@ const Name = "daemonset"
 // revisionHashLabel carries the hash of the template a pod was made from.
 const revisionHashLabel = appsv1.ControllerRevisionHashLabelKey
 
+// templateGenerationLabel carries the DaemonSet's generation when the pod
+// was made, as upstream labels daemon pods.
+const templateGenerationLabel = "pod-template-generation"
+
 var controllerKind = appsv1.SchemeGroupVersion.WithKind("DaemonSet")
 
 // Reconciler is the DaemonSet controller.
 type Reconciler struct {
 	Client       client.Client
 	Recorder     recorder.EventRecorder
+	revisions    history.Store
 	expectations *workload.Expectations
 	now          func() time.Time
 }
@@ -55,12 +64,14 @@ func SetupWithManager(mgr ctrl.Manager) error {
 	r := &Reconciler{
 		Client:       mgr.GetClient(),
 		Recorder:     mgr.GetEventRecorder("daemonset-controller"),
+		revisions:    history.Store{Client: mgr.GetClient(), Kind: controllerKind, APIReader: mgr.GetAPIReader(), NewOwner: func() client.Object { return &appsv1.DaemonSet{} }},
 		expectations: workload.NewExpectations(),
 		now:          time.Now,
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("daemonset").
 		For(&appsv1.DaemonSet{}).
+		Owns(&appsv1.ControllerRevision{}).
 		Watches(&corev1.Pod{}, workload.OwnedPodHandler(controllerKind, r.expectations)).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allDaemonSets)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
@@ -93,6 +104,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, fmt.Errorf("getting daemonset: %w", err)
 	}
+	if ds.DeletionTimestamp != nil {
+		// The garbage collector removes its pods and revisions.
+		return reconcile.Result{}, nil
+	}
+	selector, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil {
+		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("daemonset %s has an invalid selector: %w", key, err))
+	}
 	satisfied := r.expectations.Satisfied(key)
 	var nodes corev1.NodeList
 	if err := r.Client.List(ctx, &nodes); err != nil {
@@ -102,74 +121,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	hash := deployment.ComputeHash(&ds.Spec.Template, ds.Status.CollisionCount)
+	claimed, err := r.revisions.Claim(ctx, ds, selector)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	collisionCount := int32(0)
+	if ds.Status.CollisionCount != nil {
+		collisionCount = *ds.Status.CollisionCount
+	}
+	data, err := history.Patch(ds)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	current, err := r.revisions.Sync(ctx, ds, ds.Spec.Template.Labels, data, claimed, &collisionCount)
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("syncing revisions of daemonset %s: %w", key, err)
+	}
+	hash := current.Labels[history.HashLabel]
 	template := podTemplate(ds, hash)
-	now := r.now()
-
-	var toCreate []string
-	var toDelete []*corev1.Pod
-	status := appsv1.DaemonSetStatus{ObservedGeneration: ds.Generation, CollisionCount: ds.Status.CollisionCount, Conditions: ds.Status.Conditions}
-	var outdated []*corev1.Pod
-	unavailable := 0
-	eligibleNodes := map[string]bool{}
-	for i := range nodes.Items {
-		node := &nodes.Items[i]
-		if !Eligible(template, node) {
-			continue
-		}
-		eligibleNodes[node.Name] = true
-		status.DesiredNumberScheduled++
-		var live []*corev1.Pod
-		for _, pod := range byNode[node.Name] {
-			switch {
-			case pod.Status.Phase == corev1.PodFailed && pod.DeletionTimestamp == nil:
-				// A failed daemon pod is replaced, as upstream does.
-				toDelete = append(toDelete, pod)
-			case workload.IsPodActive(pod):
-				live = append(live, pod)
-			}
-		}
-		if len(live) == 0 {
-			toCreate = append(toCreate, node.Name)
-			unavailable++
-			continue
-		}
-		sort.Slice(live, func(a, b int) bool { return live[a].CreationTimestamp.Before(&live[b].CreationTimestamp) })
-		// Duplicates (a race, or adoption) keep the oldest pod.
-		toDelete = append(toDelete, live[1:]...)
-		pod := live[0]
-		status.CurrentNumberScheduled++
-		if workload.IsPodReady(pod) {
-			status.NumberReady++
-		}
-		if workload.IsPodAvailable(pod, ds.Spec.MinReadySeconds, now) {
-			status.NumberAvailable++
-		} else {
-			unavailable++
-		}
-		if pod.Labels[revisionHashLabel] == hash {
-			status.UpdatedNumberScheduled++
-		} else {
-			outdated = append(outdated, pod)
-		}
+	plan := planNodes(ds, template, nodes.Items, byNode, hash, r.now())
+	status := plan.status
+	status.ObservedGeneration = ds.Generation
+	status.Conditions = ds.Status.Conditions
+	status.CollisionCount = ds.Status.CollisionCount
+	if collisionCount != 0 {
+		status.CollisionCount = &collisionCount
 	}
-	for nodeName, pods := range byNode {
-		if eligibleNodes[nodeName] {
-			continue
-		}
-		for _, pod := range pods {
-			if workload.IsPodActive(pod) {
-				status.NumberMisscheduled++
-				toDelete = append(toDelete, pod)
-			}
-		}
-	}
-	status.NumberUnavailable = status.DesiredNumberScheduled - status.NumberAvailable
-	toDelete = append(toDelete, rollingUpdateVictims(ds, int(status.DesiredNumberScheduled), outdated, unavailable)...)
 
 	var manageErr error
-	if satisfied && ds.DeletionTimestamp == nil {
-		manageErr = r.manage(ctx, ds, key, template, toCreate, toDelete)
+	if satisfied {
+		manageErr = r.manage(ctx, ds, key, template, plan.create, plan.delete)
 	}
 	if !apiequality.Semantic.DeepEqual(status, ds.Status) {
 		updated := ds.DeepCopy()
@@ -178,38 +159,224 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, fmt.Errorf("updating daemonset status: %w", err)
 		}
 	}
-	return reconcile.Result{}, manageErr
+	if manageErr != nil {
+		return reconcile.Result{}, manageErr
+	}
+	return reconcile.Result{}, r.truncateHistory(ctx, ds, byNode, claimed, current)
 }
 
-// rollingUpdateVictims picks outdated pods to replace now: as many as
-// maxUnavailable allows beyond the pods already unavailable, unavailable
-// outdated pods first since replacing them costs nothing.
-func rollingUpdateVictims(ds *appsv1.DaemonSet, desired int, outdated []*corev1.Pod, unavailable int) []*corev1.Pod {
-	if ds.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType || len(outdated) == 0 {
-		return nil
-	}
-	maxUnavailable := intstr.FromInt32(1)
-	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.MaxUnavailable != nil {
-		maxUnavailable = *ru.MaxUnavailable
-	}
-	allowed, err := intstr.GetScaledValueFromIntOrPercent(&maxUnavailable, desired, true)
-	if err != nil || allowed < 1 {
-		allowed = 1
-	}
-	var victims []*corev1.Pod
-	budget := allowed - unavailable
-	for _, pod := range outdated {
-		if !workload.IsPodReady(pod) {
-			victims = append(victims, pod)
+// truncateHistory deletes the oldest revisions beyond
+// revisionHistoryLimit that neither a pod nor the template uses.
+func (r *Reconciler) truncateHistory(ctx context.Context, ds *appsv1.DaemonSet, byNode map[string][]*corev1.Pod, claimed []*appsv1.ControllerRevision, current *appsv1.ControllerRevision) error {
+	live := map[string]bool{current.Name: true}
+	for _, pods := range byNode {
+		for _, pod := range pods {
+			if hash := pod.Labels[revisionHashLabel]; hash != "" {
+				live[history.Name(ds.Name, hash)] = true
+			}
 		}
 	}
-	for _, pod := range outdated {
-		if workload.IsPodReady(pod) && budget > 0 {
-			victims = append(victims, pod)
-			budget--
+	limit := history.DefaultHistoryLimit
+	if ds.Spec.RevisionHistoryLimit != nil {
+		limit = int(*ds.Spec.RevisionHistoryLimit)
+	}
+	return r.revisions.Truncate(ctx, claimed, live, limit)
+}
+
+// nodePlan is what one pass decides: the status, the nodes that get a new
+// pod and the pods to delete.
+type nodePlan struct {
+	status appsv1.DaemonSetStatus
+	create []string
+	delete []*corev1.Pod
+}
+
+// planNodes compares the DaemonSet's pods with the eligible nodes: a
+// missing pod is created, failed, duplicate and misscheduled ones deleted,
+// and outdated ones replaced by the update strategy.
+func planNodes(ds *appsv1.DaemonSet, template *corev1.Pod, nodes []corev1.Node, byNode map[string][]*corev1.Pod, hash string, now time.Time) nodePlan {
+	var plan nodePlan
+	surge := allowsSurge(ds)
+	kept := map[string][]*corev1.Pod{}
+	eligibleNodes := map[string]bool{}
+	for i := range nodes {
+		node := &nodes[i]
+		if !Eligible(template, node) {
+			continue
+		}
+		eligibleNodes[node.Name] = true
+		plan.status.DesiredNumberScheduled++
+		var live []*corev1.Pod
+		for _, pod := range byNode[node.Name] {
+			switch {
+			case pod.Status.Phase == corev1.PodFailed && pod.DeletionTimestamp == nil:
+				// A failed daemon pod is replaced, as upstream does.
+				plan.delete = append(plan.delete, pod)
+			case workload.IsPodActive(pod):
+				live = append(live, pod)
+			}
+		}
+		if len(live) == 0 {
+			plan.create = append(plan.create, node.Name)
+			continue
+		}
+		sort.SliceStable(live, func(a, b int) bool { return live[a].CreationTimestamp.Before(&live[b].CreationTimestamp) })
+		keep, extra := dedupe(live, hash, surge)
+		plan.delete = append(plan.delete, extra...)
+		kept[node.Name] = keep
+		pod := live[0]
+		plan.status.CurrentNumberScheduled++
+		if workload.IsPodReady(pod) {
+			plan.status.NumberReady++
+		}
+		if workload.IsPodAvailable(pod, ds.Spec.MinReadySeconds, now) {
+			plan.status.NumberAvailable++
+		}
+		if pod.Labels[revisionHashLabel] == hash {
+			plan.status.UpdatedNumberScheduled++
 		}
 	}
-	return victims
+	for nodeName, pods := range byNode {
+		if eligibleNodes[nodeName] {
+			continue
+		}
+		for _, pod := range pods {
+			if workload.IsPodActive(pod) {
+				plan.status.NumberMisscheduled++
+				plan.delete = append(plan.delete, pod)
+			}
+		}
+	}
+	plan.status.NumberUnavailable = plan.status.DesiredNumberScheduled - plan.status.NumberAvailable
+	if ds.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
+		create, victims := rollingUpdate(ds, int(plan.status.DesiredNumberScheduled), kept, hash, now)
+		plan.create = append(plan.create, create...)
+		plan.delete = append(plan.delete, victims...)
+	}
+	return plan
+}
+
+// dedupe keeps one live pod per node, the oldest; with maxSurge it keeps
+// the oldest outdated pod beside the oldest updated one while the old one
+// is ready and the new one is not yet, as upstream does.
+func dedupe(live []*corev1.Pod, hash string, surge bool) (keep, extra []*corev1.Pod) {
+	if !surge {
+		return live[:1], live[1:]
+	}
+	var updated, outdated *corev1.Pod
+	for _, pod := range live {
+		switch {
+		case pod.Labels[revisionHashLabel] == hash && updated == nil:
+			updated = pod
+		case pod.Labels[revisionHashLabel] != hash && outdated == nil:
+			outdated = pod
+		default:
+			extra = append(extra, pod)
+		}
+	}
+	if updated != nil && outdated != nil && (!workload.IsPodReady(outdated) || workload.IsPodReady(updated)) {
+		return []*corev1.Pod{updated}, append(extra, outdated)
+	}
+	for _, pod := range []*corev1.Pod{outdated, updated} {
+		if pod != nil {
+			keep = append(keep, pod)
+		}
+	}
+	return keep, extra
+}
+
+// allowsSurge is true when a RollingUpdate may run a new pod beside the
+// old one on a node.
+func allowsSurge(ds *appsv1.DaemonSet) bool {
+	ru := ds.Spec.UpdateStrategy.RollingUpdate
+	if ds.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType || ru == nil || ru.MaxSurge == nil {
+		return false
+	}
+	surge, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, 100, true)
+	return err == nil && surge > 0
+}
+
+// updateBudget is maxUnavailable and maxSurge scaled to the desired
+// nodes, with upstream's fallback of one unavailable when both are zero.
+func updateBudget(ds *appsv1.DaemonSet, desired int) (maxUnavailable, maxSurge int) {
+	unavailable, surge := intstr.FromInt32(1), intstr.FromInt32(0)
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil {
+		if ru.MaxUnavailable != nil {
+			unavailable = *ru.MaxUnavailable
+		}
+		if ru.MaxSurge != nil {
+			surge = *ru.MaxSurge
+		}
+	}
+	maxUnavailable, errU := intstr.GetScaledValueFromIntOrPercent(&unavailable, desired, true)
+	maxSurge, errS := intstr.GetScaledValueFromIntOrPercent(&surge, desired, true)
+	if errU != nil || errS != nil || (desired > 0 && maxUnavailable == 0 && maxSurge == 0) {
+		return 1, 0
+	}
+	return maxUnavailable, maxSurge
+}
+
+// rollingUpdate decides what to do about outdated pods on the nodes that
+// have pods, as upstream does. Without surge, outdated pods are deleted
+// (unavailable ones at once, available ones while fewer than
+// maxUnavailable nodes are unavailable) and recreated by the next pass.
+// With surge, a new pod starts beside the old one (at once when the old
+// one is unavailable, otherwise on at most maxSurge nodes at a time) and
+// the old one is deleted once the new one is available.
+func rollingUpdate(ds *appsv1.DaemonSet, desired int, kept map[string][]*corev1.Pod, hash string, now time.Time) (create []string, victims []*corev1.Pod) {
+	maxUnavailable, maxSurge := updateBudget(ds, desired)
+	surging := maxSurge > 0
+	available := func(pod *corev1.Pod) bool { return workload.IsPodAvailable(pod, ds.Spec.MinReadySeconds, now) }
+	nodeNames := make([]string, 0, len(kept))
+	for name := range kept {
+		nodeNames = append(nodeNames, name)
+	}
+	sort.Strings(nodeNames)
+	busy := 0
+	var candidates []string
+	outdatedOn := map[string]*corev1.Pod{}
+	for _, name := range nodeNames {
+		var updated, outdated *corev1.Pod
+		for _, pod := range kept[name] {
+			if pod.Labels[revisionHashLabel] == hash {
+				updated = pod
+			} else {
+				outdated = pod
+			}
+		}
+		outdatedOn[name] = outdated
+		switch {
+		case outdated == nil:
+			if !available(updated) {
+				busy++
+			}
+		case updated != nil && surging && available(updated):
+			victims = append(victims, outdated)
+		case updated != nil:
+			busy++
+		case !available(outdated):
+			if surging {
+				create = append(create, name)
+			} else {
+				victims = append(victims, outdated)
+			}
+		default:
+			candidates = append(candidates, name)
+		}
+	}
+	limit := maxUnavailable
+	if surging {
+		limit = maxSurge
+	}
+	room := min(max(limit-busy, 0), len(candidates))
+	for _, name := range candidates[:room] {
+		if surging {
+			create = append(create, name)
+		} else {
+			victims = append(victims, outdatedOn[name])
+		}
+	}
+	return create, victims
 }
 
 func (r *Reconciler) manage(ctx context.Context, ds *appsv1.DaemonSet, key string, template *corev1.Pod, nodes []string, victims []*corev1.Pod) error {
@@ -250,7 +417,7 @@ func (r *Reconciler) manage(ctx context.Context, ds *appsv1.DaemonSet, key strin
 // upstream adds to every daemon pod.
 func podTemplate(ds *appsv1.DaemonSet, hash string) *corev1.Pod {
 	pod := replicaset.PodFromTemplate(&ds.Spec.Template, ds, workload.NewControllerRef(ds, controllerKind.GroupVersion().String(), controllerKind.Kind))
-	labels := map[string]string{revisionHashLabel: hash}
+	labels := map[string]string{revisionHashLabel: hash, templateGenerationLabel: strconv.FormatInt(ds.Generation, 10)}
 	for k, v := range pod.Labels {
 		labels[k] = v
 	}

@@ -3,8 +3,12 @@
 // hostnames and subdomains; with OrderedReady management they are
 // created one at a time in ordinal order, each after the previous is
 // Running and Ready, and removed from the highest ordinal down; with
-// Parallel management all at once. RollingUpdate replaces pods from the
-// highest ordinal down to the partition, one at a time.
+// Parallel management all at once. Each distinct template is kept as a
+// ControllerRevision; RollingUpdate replaces pods from the highest ordinal
+// down to the partition, one at a time, and pods below the partition are
+// recreated from the current revision; OnDelete leaves replacing pods to
+// the user. currentRevision moves to updateRevision once a rolling update
+// has reached every replica.
 package statefulset
 
 import (
@@ -20,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -27,7 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
-	"tower.dev/tower/controllers/deployment"
+	"tower.dev/tower/controllers/internal/history"
 	"tower.dev/tower/controllers/internal/workload"
 	"tower.dev/tower/controllers/replicaset"
 )
@@ -46,20 +51,36 @@ var controllerKind = appsv1.SchemeGroupVersion.WithKind("StatefulSet")
 
 // Reconciler is the StatefulSet controller.
 type Reconciler struct {
-	Client   client.Client
-	Recorder recorder.EventRecorder
-	now      func() time.Time
+	Client    client.Client
+	Recorder  recorder.EventRecorder
+	revisions history.Store
+	now       func() time.Time
 }
 
 // SetupWithManager registers the controller with mgr.
 func SetupWithManager(mgr ctrl.Manager) error {
-	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("statefulset-controller"), now: time.Now}
+	r := &Reconciler{
+		Client:    mgr.GetClient(),
+		Recorder:  mgr.GetEventRecorder("statefulset-controller"),
+		revisions: history.Store{Client: mgr.GetClient(), Kind: controllerKind, APIReader: mgr.GetAPIReader(), NewOwner: func() client.Object { return &appsv1.StatefulSet{} }},
+		now:       time.Now,
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("statefulset").
 		For(&appsv1.StatefulSet{}).
+		Owns(&appsv1.ControllerRevision{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1.StatefulSet{}, handler.OnlyControllerOwner())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
+}
+
+// revisions is what one pass knows about the set's templates: the
+// revision its pods are being moved to, the one they are moving from, and
+// the template of each.
+type revisions struct {
+	current, update                 *appsv1.ControllerRevision
+	currentTemplate, updateTemplate *corev1.PodTemplateSpec
+	collisionCount                  int32
 }
 
 // Reconcile syncs one StatefulSet. Pod names are fixed, so a pod the
@@ -70,16 +91,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.Client.Get(ctx, req.NamespacedName, sts); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
+	if sts.DeletionTimestamp != nil {
+		// The garbage collector removes its pods and revisions.
+		return reconcile.Result{}, nil
+	}
+	selector, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	if err != nil {
+		return reconcile.Result{}, reconcile.TerminalError(fmt.Errorf("statefulset %s has an invalid selector: %w", req, err))
+	}
 	pods, err := r.ownedPods(ctx, sts)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	updateRevision := sts.Name + "-" + deployment.ComputeHash(&sts.Spec.Template, sts.Status.CollisionCount)
-	var manageErr error
-	if sts.DeletionTimestamp == nil {
-		manageErr = r.manage(ctx, sts, pods, updateRevision)
+	claimed, err := r.revisions.Claim(ctx, sts, selector)
+	if err != nil {
+		return reconcile.Result{}, err
 	}
-	status := calculateStatus(sts, pods, updateRevision, r.now())
+	revs, err := r.syncRevisions(ctx, sts, claimed)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	manageErr := r.manage(ctx, sts, pods, revs)
+	status := calculateStatus(sts, pods, revs, r.now())
 	if !apiequality.Semantic.DeepEqual(status, sts.Status) {
 		updated := sts.DeepCopy()
 		updated.Status = status
@@ -87,12 +120,58 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			return reconcile.Result{}, fmt.Errorf("updating statefulset status: %w", err)
 		}
 	}
-	return reconcile.Result{}, manageErr
+	if manageErr != nil {
+		return reconcile.Result{}, manageErr
+	}
+	return reconcile.Result{}, r.truncateHistory(ctx, sts, pods, claimed, revs)
+}
+
+// syncRevisions makes the set's template the newest revision and finds
+// the current one, named by status.currentRevision (the update revision
+// for a new set).
+func (r *Reconciler) syncRevisions(ctx context.Context, sts *appsv1.StatefulSet, claimed []*appsv1.ControllerRevision) (*revisions, error) {
+	revs := &revisions{updateTemplate: &sts.Spec.Template}
+	if sts.Status.CollisionCount != nil {
+		revs.collisionCount = *sts.Status.CollisionCount
+	}
+	data, err := history.Patch(sts)
+	if err != nil {
+		return nil, err
+	}
+	revs.update, err = r.revisions.Sync(ctx, sts, sts.Spec.Template.Labels, data, claimed, &revs.collisionCount)
+	if err != nil {
+		return nil, fmt.Errorf("syncing revisions of statefulset %s/%s: %w", sts.Namespace, sts.Name, err)
+	}
+	revs.current, revs.currentTemplate = revs.update, revs.updateTemplate
+	for _, cr := range claimed {
+		if cr.Name == sts.Status.CurrentRevision && cr.Name != revs.update.Name {
+			template, err := history.Template(sts, cr)
+			if err != nil {
+				return nil, err
+			}
+			revs.current, revs.currentTemplate = cr, template
+		}
+	}
+	return revs, nil
+}
+
+// truncateHistory deletes the oldest revisions beyond
+// revisionHistoryLimit that no pod and neither status revision uses.
+func (r *Reconciler) truncateHistory(ctx context.Context, sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, claimed []*appsv1.ControllerRevision, revs *revisions) error {
+	live := map[string]bool{revs.current.Name: true, revs.update.Name: true}
+	for _, pod := range pods {
+		live[pod.Labels[revisionLabel]] = true
+	}
+	limit := history.DefaultHistoryLimit
+	if sts.Spec.RevisionHistoryLimit != nil {
+		limit = int(*sts.Spec.RevisionHistoryLimit)
+	}
+	return r.revisions.Truncate(ctx, claimed, live, limit)
 }
 
 // manage takes the next steps towards the desired pods: at most one step
 // that must wait for a pod under OrderedReady, all of them under Parallel.
-func (r *Reconciler) manage(ctx context.Context, sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, updateRevision string) error {
+func (r *Reconciler) manage(ctx context.Context, sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, revs *revisions) error {
 	ordered := sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement
 	first, replicas := startOrdinal(sts), replicasOf(sts)
 
@@ -112,7 +191,7 @@ func (r *Reconciler) manage(ctx context.Context, sts *appsv1.StatefulSet, pods m
 	for ordinal := first; ordinal < first+replicas; ordinal++ {
 		pod, ok := pods[ordinal]
 		if !ok {
-			if err := r.createPod(ctx, sts, ordinal, updateRevision); err != nil {
+			if err := r.createPod(ctx, sts, ordinal, revs); err != nil {
 				return err
 			}
 			if ordered {
@@ -153,7 +232,7 @@ func (r *Reconciler) manage(ctx context.Context, sts *appsv1.StatefulSet, pods m
 		return nil
 	}
 
-	return r.rollingUpdate(ctx, sts, pods, updateRevision)
+	return r.rollingUpdate(ctx, sts, pods, revs.update.Name)
 }
 
 // rollingUpdate deletes the highest-ordinal pod above the partition that
@@ -164,16 +243,13 @@ func (r *Reconciler) rollingUpdate(ctx context.Context, sts *appsv1.StatefulSet,
 		return nil
 	}
 	first, replicas := startOrdinal(sts), replicasOf(sts)
-	partition := int32(0)
-	if ru := sts.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
-		partition = *ru.Partition
-	}
+	partition := partitionOf(sts)
 	for _, pod := range pods {
 		if !healthy(pod) {
 			return nil
 		}
 	}
-	for ordinal := first + replicas - 1; ordinal >= first+int(partition); ordinal-- {
+	for ordinal := first + replicas - 1; ordinal >= first+partition; ordinal-- {
 		pod, ok := pods[ordinal]
 		if ok && pod.Labels[revisionLabel] != updateRevision {
 			return r.deletePod(ctx, sts, pod)
@@ -182,8 +258,24 @@ func (r *Reconciler) rollingUpdate(ctx context.Context, sts *appsv1.StatefulSet,
 	return nil
 }
 
-func (r *Reconciler) createPod(ctx context.Context, sts *appsv1.StatefulSet, ordinal int, revision string) error {
-	pod := newPod(sts, ordinal, revision)
+// partitionOf is the RollingUpdate partition: ordinals below it stay at
+// the current revision.
+func partitionOf(sts *appsv1.StatefulSet) int {
+	if ru := sts.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil {
+		return int(*ru.Partition)
+	}
+	return 0
+}
+
+// createPod creates the pod with ordinal from the update revision, or from
+// the current one when a RollingUpdate has not reached its ordinal (it is
+// below the partition), as upstream does.
+func (r *Reconciler) createPod(ctx context.Context, sts *appsv1.StatefulSet, ordinal int, revs *revisions) error {
+	template, revision := revs.updateTemplate, revs.update.Name
+	if sts.Spec.UpdateStrategy.Type != appsv1.OnDeleteStatefulSetStrategyType && ordinal < startOrdinal(sts)+partitionOf(sts) {
+		template, revision = revs.currentTemplate, revs.current.Name
+	}
+	pod := newPod(sts, template, ordinal, revision)
 	if err := r.Client.Create(ctx, pod); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil
@@ -209,8 +301,8 @@ func (r *Reconciler) deletePod(ctx context.Context, sts *appsv1.StatefulSet, pod
 
 // newPod is the pod with the given ordinal: its stable name, hostname and
 // subdomain, and the identity labels.
-func newPod(sts *appsv1.StatefulSet, ordinal int, revision string) *corev1.Pod {
-	pod := replicaset.PodFromTemplate(&sts.Spec.Template, sts, workload.NewControllerRef(sts, controllerKind.GroupVersion().String(), controllerKind.Kind))
+func newPod(sts *appsv1.StatefulSet, template *corev1.PodTemplateSpec, ordinal int, revision string) *corev1.Pod {
+	pod := replicaset.PodFromTemplate(template, sts, workload.NewControllerRef(sts, controllerKind.GroupVersion().String(), controllerKind.Kind))
 	pod.GenerateName = ""
 	pod.Name = PodName(sts.Name, ordinal)
 	labels := maps.Clone(pod.Labels)
@@ -284,16 +376,13 @@ func (r *Reconciler) ownedPods(ctx context.Context, sts *appsv1.StatefulSet) (ma
 	return pods, nil
 }
 
-func calculateStatus(sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, updateRevision string, now time.Time) appsv1.StatefulSetStatus {
+func calculateStatus(sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, revs *revisions, now time.Time) appsv1.StatefulSetStatus {
 	status := appsv1.StatefulSetStatus{
 		ObservedGeneration: sts.Generation,
-		CollisionCount:     sts.Status.CollisionCount,
+		CollisionCount:     &revs.collisionCount,
 		Conditions:         sts.Status.Conditions,
-		CurrentRevision:    sts.Status.CurrentRevision,
-		UpdateRevision:     updateRevision,
-	}
-	if status.CurrentRevision == "" {
-		status.CurrentRevision = updateRevision
+		CurrentRevision:    revs.current.Name,
+		UpdateRevision:     revs.update.Name,
 	}
 	for _, pod := range pods {
 		if pod.DeletionTimestamp != nil {
@@ -306,16 +395,18 @@ func calculateStatus(sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, updateRe
 				status.AvailableReplicas++
 			}
 		}
-		switch pod.Labels[revisionLabel] {
-		case updateRevision:
-			status.UpdatedReplicas++
-		case status.CurrentRevision:
+		if pod.Labels[revisionLabel] == status.CurrentRevision {
 			status.CurrentReplicas++
 		}
+		if pod.Labels[revisionLabel] == status.UpdateRevision {
+			status.UpdatedReplicas++
+		}
 	}
-	// The update is done once every replica runs the new template.
-	if status.UpdatedReplicas == int32(replicasOf(sts)) && status.Replicas == status.UpdatedReplicas {
-		status.CurrentRevision = updateRevision
+	// A rolling update is complete once every replica runs the new
+	// template and is ready; OnDelete never completes one, as upstream.
+	if sts.Spec.UpdateStrategy.Type != appsv1.OnDeleteStatefulSetStrategyType &&
+		status.UpdatedReplicas == status.Replicas && status.ReadyReplicas == status.Replicas {
+		status.CurrentRevision = status.UpdateRevision
 		status.CurrentReplicas = status.UpdatedReplicas
 	}
 	return status

@@ -1,11 +1,22 @@
 package statefulset
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"tower.dev/tower/controllers/internal/history"
 )
 
 func TestOrdinalOf(t *testing.T) {
@@ -38,7 +49,7 @@ func TestNewPodIdentity(t *testing.T) {
 			},
 		},
 	}
-	pod := newPod(sts, 2, "web-abc")
+	pod := newPod(sts, &sts.Spec.Template, 2, "web-abc")
 	if pod.Name != "web-2" || pod.GenerateName != "" || pod.Spec.Hostname != "web-2" || pod.Spec.Subdomain != "nginx" {
 		t.Fatalf("identity = name %q generateName %q hostname %q subdomain %q", pod.Name, pod.GenerateName, pod.Spec.Hostname, pod.Spec.Subdomain)
 	}
@@ -50,5 +61,138 @@ func TestNewPodIdentity(t *testing.T) {
 	}
 	if sts.Spec.Template.Labels[podNameLabel] != "" {
 		t.Error("newPod changed the template's labels")
+	}
+}
+
+type discardRecorder struct{ recorder.EventRecorder }
+
+func (discardRecorder) Eventf(_, _ runtime.Object, _, _, _, _ string, _ ...any) {}
+
+// TestPartitionKeepsCurrentRevision runs the reconciler against a fake
+// API: the first template becomes revision 1; after a template change
+// with partition 2, a pod recreated below the partition comes back at the
+// current revision and one above it at the update revision, and the
+// status counts both.
+func TestPartitionKeepsCurrentRevision(t *testing.T) {
+	ctx := context.Background()
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "sts-uid", Generation: 1},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To[int32](3),
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			Selector:            &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType, RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptr.To[int32](0)}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
+			},
+		},
+	}
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(sts).WithStatusSubresource(&appsv1.StatefulSet{}).Build()
+	r := &Reconciler{
+		Client:    c,
+		Recorder:  discardRecorder{},
+		revisions: history.Store{Client: c, Kind: controllerKind, APIReader: c, NewOwner: func() client.Object { return &appsv1.StatefulSet{} }},
+		now:       time.Now,
+	}
+	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(sts)}
+	// The first pass creates the pods, the second counts them.
+	sync := func() {
+		t.Helper()
+		for range 2 {
+			if _, err := r.Reconcile(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Get(ctx, req.NamespacedName, sts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync()
+	rev1 := sts.Status.CurrentRevision
+	if rev1 == "" || rev1 != sts.Status.UpdateRevision || sts.Status.UpdatedReplicas != 3 {
+		t.Fatalf("after create: status %+v", sts.Status)
+	}
+
+	sts.Spec.Template.Spec.Containers[0].Image = "web:2"
+	sts.Spec.UpdateStrategy.RollingUpdate.Partition = ptr.To[int32](2)
+	if err := c.Update(ctx, sts); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"web-0", "web-2"} {
+		if err := c.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync()
+	rev2 := sts.Status.UpdateRevision
+	if sts.Status.CurrentRevision != rev1 || rev2 == rev1 || sts.Status.CurrentReplicas != 2 || sts.Status.UpdatedReplicas != 1 {
+		t.Fatalf("after update: status %+v, want current %s with 2 replicas and 1 updated", sts.Status, rev1)
+	}
+	cases := []struct {
+		pod, image, revision string
+	}{
+		{"web-0", "web:1", rev1},
+		{"web-1", "web:1", rev1},
+		{"web-2", "web:2", rev2},
+	}
+	for _, want := range cases {
+		pod := &corev1.Pod{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: want.pod}, pod); err != nil {
+			t.Fatal(err)
+		}
+		if pod.Spec.Containers[0].Image != want.image || pod.Labels[revisionLabel] != want.revision {
+			t.Errorf("%s: image %s revision %s, want %s at %s", want.pod, pod.Spec.Containers[0].Image, pod.Labels[revisionLabel], want.image, want.revision)
+		}
+	}
+	var revisions appsv1.ControllerRevisionList
+	if err := c.List(ctx, &revisions); err != nil {
+		t.Fatal(err)
+	}
+	numbers := map[string]int64{}
+	for _, cr := range revisions.Items {
+		numbers[cr.Name] = cr.Revision
+	}
+	if len(numbers) != 2 || numbers[rev1] != 1 || numbers[rev2] != 2 {
+		t.Fatalf("revisions %v, want %s=1 and %s=2", numbers, rev1, rev2)
+	}
+}
+
+func TestCalculateStatus(t *testing.T) {
+	current := &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}}
+	update := &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: "web-2"}}
+	pod := func(revision string, ready bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{revisionLabel: revision}}}
+		if ready {
+			p.Status.Phase = corev1.PodRunning
+			p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		}
+		return p
+	}
+	cases := []struct {
+		name                string
+		strategy            appsv1.StatefulSetUpdateStrategyType
+		pods                []*corev1.Pod
+		wantCurrent         string
+		wantCurrentReplicas int32
+		wantUpdatedReplicas int32
+	}{
+		{"rolling update in progress", appsv1.RollingUpdateStatefulSetStrategyType, []*corev1.Pod{pod("web-1", true), pod("web-2", true)}, "web-1", 1, 1},
+		{"rolling update waits for readiness", appsv1.RollingUpdateStatefulSetStrategyType, []*corev1.Pod{pod("web-2", true), pod("web-2", false)}, "web-1", 0, 2},
+		{"rolling update complete", appsv1.RollingUpdateStatefulSetStrategyType, []*corev1.Pod{pod("web-2", true), pod("web-2", true)}, "web-2", 2, 2},
+		{"OnDelete never completes", appsv1.OnDeleteStatefulSetStrategyType, []*corev1.Pod{pod("web-2", true), pod("web-2", true)}, "web-1", 0, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sts := &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{UpdateStrategy: appsv1.StatefulSetUpdateStrategy{Type: c.strategy}}}
+			pods := map[int]*corev1.Pod{}
+			for i, p := range c.pods {
+				pods[i] = p
+			}
+			status := calculateStatus(sts, pods, &revisions{current: current, update: update}, time.Now())
+			if status.CurrentRevision != c.wantCurrent || status.UpdateRevision != "web-2" || status.CurrentReplicas != c.wantCurrentReplicas || status.UpdatedReplicas != c.wantUpdatedReplicas {
+				t.Fatalf("status %+v, want current %s, %d current and %d updated replicas", status, c.wantCurrent, c.wantCurrentReplicas, c.wantUpdatedReplicas)
+			}
+		})
 	}
 }
