@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 
 	"tower.dev/tower/apiserver/endpoints"
+	"tower.dev/tower/internal/profiling"
 )
 
 // KubernetesVersion is the API version Tower implements, reported by
@@ -67,6 +68,9 @@ func (a *api) handler(log logr.Logger) (http.Handler, error) {
 	mux.HandleFunc("/readyz", a.health("readyz"))
 	mux.HandleFunc("/version", serveVersion)
 	mux.Handle("/metrics", a.metrics.handler())
+	if a.options.Profiling {
+		profiling.Register(mux)
+	}
 	if err := a.serveIssuerDiscovery(mux); err != nil {
 		return nil, err
 	}

@@ -92,6 +92,9 @@ type Options struct {
 	// default admission chain.
 	EnableAdmissionPlugins  []string
 	DisableAdmissionPlugins []string
+	// Profiling serves Go's runtime profiles under /debug/pprof/ to
+	// clients authorized for those paths.
+	Profiling bool
 }
 
 // NewOptions returns the defaults kube-apiserver uses.
@@ -112,6 +115,7 @@ func NewOptions() *Options {
 		// kube-apiserver's defaults.
 		MaxRequestsInflight:         400,
 		MaxMutatingRequestsInflight: 200,
+		Profiling:                   true,
 	}
 }
 
@@ -150,6 +154,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.AuditPolicyFile, "audit-policy-file", o.AuditPolicyFile, "Path to the file that defines the audit policy configuration.")
 	fs.StringSliceVar(&o.EnableAdmissionPlugins, "enable-admission-plugins", o.EnableAdmissionPlugins, "admission plugins that should be enabled in addition to default enabled ones.")
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "admission plugins that should be disabled although they are in the default enabled plugins list.")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Enable profiling via web interface host:port/debug/pprof/.")
 	fs.IntVar(&o.MinRequestTimeout, "min-request-timeout", o.MinRequestTimeout, "An optional field indicating the minimum number of seconds a handler must keep a request open before timing it out (watch).")
 }
 

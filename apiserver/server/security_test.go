@@ -225,7 +225,7 @@ func TestAnonymousReachesOnlyPublicInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for path, want := range map[string]int{"/healthz": 200, "/livez": 200, "/readyz": 200, "/version": 200, "/api": 403, "/api/v1/namespaces": 403, "/metrics": 403} {
+	for path, want := range map[string]int{"/healthz": 200, "/livez": 200, "/readyz": 200, "/version": 200, "/api": 403, "/api/v1/namespaces": 403, "/metrics": 403, "/debug/pprof/": 403} {
 		resp, err := client.Get(cp.Config.Host + path)
 		if err != nil {
 			t.Fatal(err)

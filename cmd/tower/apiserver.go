@@ -29,14 +29,12 @@ type kubeAPIServerFlags struct {
 	AllowPrivileged           bool
 	EnablePriorityAndFairness bool
 	FeatureGates              map[string]bool
-	Profiling                 bool
 	RuntimeConfig             cliflag.ConfigurationMap
 }
 
 func newKubeAPIServerFlags() *kubeAPIServerFlags {
 	return &kubeAPIServerFlags{
 		EnablePriorityAndFairness: true,
-		Profiling:                 true,
 		RuntimeConfig:             cliflag.ConfigurationMap{},
 	}
 }
@@ -46,7 +44,6 @@ func (f *kubeAPIServerFlags) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.AllowPrivileged, "allow-privileged", f.AllowPrivileged, "If true, allow privileged containers.")
 	fs.BoolVar(&f.EnablePriorityAndFairness, "enable-priority-and-fairness", f.EnablePriorityAndFairness, "If true, replace the max-in-flight handler with an enhanced one that queues and dispatches with priority and fairness.")
 	fs.Var(cliflag.NewMapStringBool(&f.FeatureGates), "feature-gates", "A set of key=value pairs that describe feature gates for alpha/experimental features.")
-	fs.BoolVar(&f.Profiling, "profiling", f.Profiling, "Enable profiling via web interface host:port/debug/pprof/.")
 	fs.Var(&f.RuntimeConfig, "runtime-config", "A set of key=value pairs that enable or disable built-in APIs.")
 }
 

@@ -62,6 +62,7 @@ func addCommonManagerFlags(fs *pflag.FlagSet, c *manager.Common) {
 	fs.DurationVar(&c.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to acquire or renew the Lease.")
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", c.MetricsBindAddress, "Address to serve /metrics on; '0' disables it.")
 	fs.StringVar(&c.HealthProbeBindAddress, "health-probe-bind-address", c.HealthProbeBindAddress, "Address to serve /healthz and /readyz on; empty disables them.")
+	fs.BoolVar(&c.Profiling, "profiling", c.Profiling, "Serve Go's runtime profiles under /debug/pprof/ on --metrics-bind-address.")
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

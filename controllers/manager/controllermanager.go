@@ -62,6 +62,7 @@ func NewControllerManagerOptions() ControllerManagerOptions {
 			LeaderElectionID:       "kube-controller-manager",
 			MetricsBindAddress:     "0",
 			HealthProbeBindAddress: "",
+			Profiling:              true,
 		},
 		Controllers:              []string{"*"},
 		NodeMonitorGracePeriod:   nodelifecycle.DefaultGracePeriod,
@@ -170,6 +171,7 @@ func NewSchedulerOptions() SchedulerOptions {
 			LeaderElect:        true,
 			LeaderElectionID:   "kube-scheduler",
 			MetricsBindAddress: "0",
+			Profiling:          true,
 		},
 		Scheduler: scheduler.Options{SchedulerName: scheduler.DefaultSchedulerName},
 	}

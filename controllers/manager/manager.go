@@ -20,6 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"tower.dev/tower/internal/profiling"
 )
 
 // Common are the settings every Tower manager shares.
@@ -38,6 +40,10 @@ type Common struct {
 	MetricsBindAddress string
 	// HealthProbeBindAddress serves /healthz and /readyz; empty turns it off.
 	HealthProbeBindAddress string
+	// Profiling serves Go's runtime profiles under /debug/pprof/ on the
+	// metrics listener, as kube-scheduler and kube-controller-manager
+	// serve them beside /metrics.
+	Profiling bool
 }
 
 // newManager builds a manager with the shared settings.
@@ -55,6 +61,10 @@ func newManager(cfg *rest.Config, c Common, defaultID string) (manager.Manager, 
 		ns = "kube-system"
 	}
 	skipNameValidation := true
+	metrics := metricsserver.Options{BindAddress: metricsAddress(c.MetricsBindAddress)}
+	if c.Profiling {
+		metrics.ExtraHandlers = profiling.Handlers()
+	}
 	opts := manager.Options{
 		Scheme:                     scheme,
 		LeaderElection:             c.LeaderElect,
@@ -64,7 +74,7 @@ func newManager(cfg *rest.Config, c Common, defaultID string) (manager.Manager, 
 		// A stopping manager hands the Lease over at once instead of
 		// making its successor wait out the lease duration.
 		LeaderElectionReleaseOnCancel: true,
-		Metrics:                       metricsserver.Options{BindAddress: metricsAddress(c.MetricsBindAddress)},
+		Metrics:                       metrics,
 		HealthProbeBindAddress:        c.HealthProbeBindAddress,
 		// Several managers may share a process (tower up, tests); names
 		// only need to be unique within one.

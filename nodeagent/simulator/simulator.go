@@ -203,6 +203,10 @@ func (s *Simulator) ResumeHeartbeats(node string) {
 func (s *Simulator) Run(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("simulator")
 	if err := s.register(ctx); err != nil {
+		if ctx.Err() != nil {
+			// Stopped while registering: a shutdown, not a failure.
+			return nil
+		}
 		return err
 	}
 	log.Info("Simulated nodes registered", "nodes", len(s.names))
