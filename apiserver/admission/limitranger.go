@@ -22,6 +22,7 @@ const limitRangerAnnotation = "kubernetes.io/limit-ranger"
 // looks at cannot change.
 type LimitRanger struct {
 	LimitRanges Objects
+	lookup      liveLookup
 }
 
 func (l *LimitRanger) limitRanges(ctx context.Context, a *Attributes) ([]corev1.LimitRange, *corev1.Pod, error) {
@@ -33,15 +34,8 @@ func (l *LimitRanger) limitRanges(ctx context.Context, a *Attributes) ([]corev1.
 		return nil, nil, nil
 	}
 	list := &corev1.LimitRangeList{}
-	if err := l.LimitRanges.List(ctx, a.Namespace, list); err != nil {
+	if err := l.lookup.list(ctx, l.LimitRanges, a.Namespace, list); err != nil {
 		return nil, nil, err
-	}
-	// As upstream's live lookup: an empty cached answer is confirmed with a
-	// consistent read, so a LimitRange created a moment ago applies.
-	if len(list.Items) == 0 {
-		if err := l.LimitRanges.ListConsistent(ctx, a.Namespace, list); err != nil {
-			return nil, nil, err
-		}
 	}
 	return list.Items, pod, nil
 }

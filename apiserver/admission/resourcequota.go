@@ -31,7 +31,8 @@ type ResourceQuota struct {
 	Quotas Objects
 	List   Lister
 	// Now is the clock pod usage is judged by (time.Now when nil).
-	Now func() time.Time
+	Now    func() time.Time
+	lookup liveLookup
 }
 
 // Admit implements Mutator: a quota being written gets its status.
@@ -84,10 +85,8 @@ func (r *ResourceQuota) Validate(ctx context.Context, a *Attributes) error {
 	}
 	gr := a.Resource.GroupResource()
 	usage := quota.Usage(gr, a.Object, r.now())
-	// A quota created a moment ago must already count, so the quotas are
-	// read consistently rather than from the watch cache.
 	list := &corev1.ResourceQuotaList{}
-	if err := r.Quotas.ListConsistent(ctx, a.Namespace, list); err != nil {
+	if err := r.lookup.list(ctx, r.Quotas, a.Namespace, list); err != nil {
 		return err
 	}
 	var charged []chargedQuota

@@ -61,6 +61,7 @@ func TestUsageReleasedAfterDeletion(t *testing.T) {
 	if _, err := cs.CoreV1().ResourceQuotas(ns).Create(ctx, rq, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	framework.WaitForCached(t, cs.CoreV1().ResourceQuotas(ns).List, func(l *corev1.ResourceQuotaList) bool { return len(l.Items) == 1 })
 	pod := func(name string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example"}}}}
 	}

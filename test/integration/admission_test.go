@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+
+	"tower.dev/tower/test/framework"
 )
 
 func newPod(name string, containers ...corev1.Container) *corev1.Pod {
@@ -194,6 +196,7 @@ func TestLimitRanger(t *testing.T) {
 	if _, err := cs.CoreV1().LimitRanges(ns).Create(ctx, lr, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	framework.WaitForCached(t, cs.CoreV1().LimitRanges(ns).List, func(l *corev1.LimitRangeList) bool { return len(l.Items) == 1 })
 	got := createPod(t, cs, ns, newPod("defaulted"))
 	res := got.Spec.Containers[0].Resources
 	if res.Requests.Cpu().String() != "100m" || res.Requests.Memory().String() != "64Mi" || res.Limits.Cpu().String() != "500m" || res.Limits.Memory().String() != "128Mi" {

@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"tower.dev/tower/test/framework"
 )
 
 // TestResourceQuotaConcurrentCreates: 50 pods created at once against a
@@ -31,6 +33,7 @@ func TestResourceQuotaConcurrentCreates(t *testing.T) {
 	if used := created.Status.Used[corev1.ResourcePods]; used.Value() != 0 || created.Status.Hard.Pods().Value() != limit {
 		t.Fatalf("new quota status = %+v, want used pods=0 hard pods=%d", created.Status, limit)
 	}
+	framework.WaitForCached(t, cs.CoreV1().ResourceQuotas(ns).List, func(l *corev1.ResourceQuotaList) bool { return len(l.Items) == 1 })
 
 	var mu sync.Mutex
 	var admitted int
@@ -91,6 +94,7 @@ func TestResourceQuotaUsage(t *testing.T) {
 	if used := created.Status.Used["count/configmaps"]; used.Value() != 1 {
 		t.Errorf("quota created over one configmap: used %v", created.Status.Used)
 	}
+	framework.WaitForCached(t, cs.CoreV1().ResourceQuotas(ns).List, func(l *corev1.ResourceQuotaList) bool { return len(l.Items) == 1 })
 	createConfigMap(t, cs.CoreV1().ConfigMaps(ns), "second", nil)
 	_, err = cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "third"}}, metav1.CreateOptions{})
 	wantForbidden(t, err, `configmaps "third" is forbidden: exceeded quota: compute, requested: count/configmaps=1, used: count/configmaps=2, limited: count/configmaps=2`)
