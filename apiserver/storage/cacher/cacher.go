@@ -374,24 +374,29 @@ func (c *Cacher) removeWatcher(w *cacheWatcher) {
 // requestProgressWhileWaited asks etcd for a progress notification on the
 // cache's watch stream while reads wait for the cache to reach a revision:
 // an idle resource gets no events, and only the notification tells the
-// cache that it is current.
+// cache that it is current. Each read that starts waiting asks for a
+// request of its own (reads arriving together share one), since a
+// notification answers only requests sent after the read learnt its
+// revision; reads still waiting are asked for again every
+// progressRequestInterval.
 func (c *Cacher) requestProgressWhileWaited(ctx context.Context) {
 	watchCtx := storage.WatchContext(ctx)
 	for {
+		var retry <-chan time.Time
+		if c.waiters.Load() > 0 {
+			retry = time.After(progressRequestInterval)
+		}
 		select {
 		case <-c.progressWanted:
+		case <-retry:
 		case <-ctx.Done():
 			return
 		}
-		for c.waiters.Load() > 0 {
-			if err := c.client.RequestProgress(watchCtx); err != nil && ctx.Err() == nil {
-				c.log.V(2).Info("etcd progress request failed", "err", err)
-			}
-			select {
-			case <-time.After(progressRequestInterval):
-			case <-ctx.Done():
-				return
-			}
+		if c.waiters.Load() == 0 {
+			continue
+		}
+		if err := c.client.RequestProgress(watchCtx); err != nil && ctx.Err() == nil {
+			c.log.V(2).Info("etcd progress request failed", "err", err)
 		}
 	}
 }
