@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
@@ -117,13 +118,19 @@ func runLoad(ctx context.Context, c *cluster, sc scale) (measurement, error) {
 	}
 
 	log.Info("listing", "objects", sc.objects, "runs", sc.listRuns)
-	if err := measureLists(ctx, c, sc, result); err != nil {
+	configMapsPath := "/api/v1/namespaces/" + loadNamespace + "/configmaps"
+	if err := measureLists(ctx, c, sc, result, listTarget{metric: "LIST", path: configMapsPath, accepts: []string{mediaJSON, mediaProtobuf}}); err != nil {
 		return nil, err
 	}
 
 	log.Info("watching", "watchers", sc.watchers, "events", sc.watchEvents)
-	if err := measureWatch(ctx, c, sc, result); err != nil {
+	if err := measureWatch(ctx, c, sc, result, configMapWatchTarget(c)); err != nil {
 		return nil, err
+	}
+
+	log.Info("custom resources", "objects", sc.objects, "watchers", sc.watchers)
+	if err := measureCustomResources(ctx, c, sc, result); err != nil {
+		return nil, fmt.Errorf("custom resources: %w", err)
 	}
 
 	for name, p := range map[string]*framework.Process{"apiserver": c.cp.APIServerProcess, "etcd": c.cp.EtcdProcess} {
@@ -162,58 +169,100 @@ func measureWrites(ctx context.Context, c *cluster, sc scale, verb string, resul
 	return nil
 }
 
-// measureLists times full LISTs of the load namespace, served from the
-// watch cache (resourceVersion=0) and as consistent reads, in JSON and
-// protobuf. Bodies are read but not decoded: the client's decoding speed
-// is not what is measured.
-func measureLists(ctx context.Context, c *cluster, sc scale, result measurement) error {
-	cases := []struct {
-		name, resourceVersion, accept string
-	}{
-		{"LIST RV=0 JSON", "0", mediaJSON},
-		{"LIST RV=0 protobuf", "0", mediaProtobuf},
-		{"LIST consistent JSON", "", mediaJSON},
-		{"LIST consistent protobuf", "", mediaProtobuf},
-	}
+// listTarget names what measureLists lists: metric prefixes its rows,
+// accepts are the media types to ask for.
+type listTarget struct {
+	metric  string
+	path    string
+	accepts []string
+}
+
+var mediaNames = map[string]string{mediaJSON: "JSON", mediaProtobuf: "protobuf"}
+
+// measureLists times full LISTs of target, served from the watch cache
+// (resourceVersion=0) and as consistent reads, in each media type. Bodies
+// are read but not decoded: the client's decoding speed is not what is
+// measured.
+func measureLists(ctx context.Context, c *cluster, sc scale, result measurement, target listTarget) error {
 	meter, err := startCPUMeter(c)
 	if err != nil {
 		return err
 	}
-	for _, tc := range cases {
-		var latencies []time.Duration
-		for range sc.listRuns {
-			req := c.clientset.CoreV1().RESTClient().Get().Namespace(loadNamespace).Resource("configmaps").
-				SetHeader("Accept", tc.accept)
-			if tc.resourceVersion != "" {
-				req = req.Param("resourceVersion", tc.resourceVersion)
+	lists := 0
+	for _, read := range []struct{ name, resourceVersion string }{{"RV=0", "0"}, {"consistent", ""}} {
+		for _, accept := range target.accepts {
+			name := fmt.Sprintf("%s %s %s", target.metric, read.name, mediaNames[accept])
+			var latencies []time.Duration
+			for range sc.listRuns {
+				req := c.clientset.CoreV1().RESTClient().Get().AbsPath(target.path).SetHeader("Accept", accept)
+				if read.resourceVersion != "" {
+					req = req.Param("resourceVersion", read.resourceVersion)
+				}
+				started := time.Now()
+				body, err := req.DoRaw(ctx)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				latencies = append(latencies, time.Since(started))
+				lists++
+				if len(body) < sc.objects*100 {
+					return fmt.Errorf("%s: %d-byte body is too small for %d objects", name, len(body), sc.objects)
+				}
 			}
-			started := time.Now()
-			body, err := req.DoRaw(ctx)
-			if err != nil {
-				return fmt.Errorf("%s: %w", tc.name, err)
-			}
-			latencies = append(latencies, time.Since(started))
-			if len(body) < sc.objects*100 {
-				return fmt.Errorf("%s: %d-byte body is too small for %d objects", tc.name, len(body), sc.objects)
-			}
+			result[name+" p50 ms"] = percentile(latencies, 50).Seconds() * 1000
 		}
-		result[tc.name+" p50 ms"] = percentile(latencies, 50).Seconds() * 1000
 	}
 	apiserverCPU, _, err := meter.stop()
 	if err != nil {
 		return err
 	}
-	result["LIST apiserver CPU ms/list"] = apiserverCPU.Seconds() * 1000 / float64(len(cases)*sc.listRuns)
+	result[target.metric+" apiserver CPU ms/list"] = apiserverCPU.Seconds() * 1000 / float64(lists)
 	return nil
 }
 
-// measureWatch opens sc.watchers watches on an idle namespace, writes
-// sc.watchEvents objects at a steady pace and records, for every watcher,
-// when each object's ADDED event arrived. Latency is counted from just
-// before the create request is sent.
-func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement) error {
+// watchTarget is what measureWatch watches and writes: metric prefixes
+// its rows, name tells an event's object name (false for another type).
+type watchTarget struct {
+	metric string
+	list   func(ctx context.Context) (resourceVersion string, err error)
+	watch  func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+	create func(ctx context.Context, name string) error
+	name   func(obj runtime.Object) (string, bool)
+}
+
+// configMapWatchTarget watches the ConfigMaps of the watch namespace.
+func configMapWatchTarget(c *cluster) watchTarget {
 	configMaps := c.clientset.CoreV1().ConfigMaps(watchNamespace)
-	initial, err := configMaps.List(ctx, metav1.ListOptions{})
+	return watchTarget{
+		metric: "watch",
+		list: func(ctx context.Context) (string, error) {
+			list, err := configMaps.List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return "", err
+			}
+			return list.ResourceVersion, nil
+		},
+		watch: configMaps.Watch,
+		create: func(ctx context.Context, name string) error {
+			_, err := configMaps.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+			return err
+		},
+		name: func(obj runtime.Object) (string, bool) {
+			cm, ok := obj.(*corev1.ConfigMap)
+			if !ok {
+				return "", false
+			}
+			return cm.Name, true
+		},
+	}
+}
+
+// measureWatch opens sc.watchers watches of target on an idle namespace,
+// writes sc.watchEvents objects at a steady pace and records, for every
+// watcher, when each object's ADDED event arrived. Latency is counted from
+// just before the create request is sent.
+func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement, target watchTarget) error {
+	initialVersion, err := target.list(ctx)
 	if err != nil {
 		return fmt.Errorf("listing the watch namespace: %w", err)
 	}
@@ -246,8 +295,8 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 	// The watches outlive inParallel, whose context ends when it returns.
 	watchCtx := ctx
 	err = inParallel(ctx, sc.watchers, sc.writers, func(_ context.Context, i int) error {
-		w, err := configMaps.Watch(watchCtx, metav1.ListOptions{
-			ResourceVersion: initial.ResourceVersion,
+		w, err := target.watch(watchCtx, metav1.ListOptions{
+			ResourceVersion: initialVersion,
 			TimeoutSeconds:  ptr.To[int64](3600),
 		})
 		if err != nil {
@@ -258,12 +307,12 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 		readers.Go(func() {
 			for event := range w.ResultChan() {
 				now := time.Now()
-				cm, ok := event.Object.(*corev1.ConfigMap)
+				name, ok := target.name(event.Object)
 				if event.Type != watch.Added || !ok {
 					noteUnexpected(event)
 					continue
 				}
-				index, err := strconv.Atoi(strings.TrimPrefix(cm.Name, "event-"))
+				index, err := strconv.Atoi(strings.TrimPrefix(name, "event-"))
 				if err != nil || index < 0 || index >= sc.watchEvents || !received[i][index].IsZero() {
 					noteUnexpected(event)
 					continue
@@ -287,8 +336,7 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 	for i := range sc.watchEvents {
 		<-ticker.C
 		sent[i] = time.Now()
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("event-%d", i)}}
-		if _, err := configMaps.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		if err := target.create(ctx, fmt.Sprintf("event-%d", i)); err != nil {
 			ticker.Stop()
 			return fmt.Errorf("writing watch event %d: %w", i, err)
 		}
@@ -321,14 +369,14 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement)
 			latencies = append(latencies, at.Sub(sent[event]))
 		}
 	}
-	result["watch latency p50 ms"] = percentile(latencies, 50).Seconds() * 1000
-	result["watch latency p99 ms"] = percentile(latencies, 99).Seconds() * 1000
-	result["watch missed events"] = float64(missed)
-	result["watch unexpected events"] = float64(unexpected.Load())
+	result[target.metric+" latency p50 ms"] = percentile(latencies, 50).Seconds() * 1000
+	result[target.metric+" latency p99 ms"] = percentile(latencies, 99).Seconds() * 1000
+	result[target.metric+" missed events"] = float64(missed)
+	result[target.metric+" unexpected events"] = float64(unexpected.Load())
 	if first := firstUnexpected.Load(); first != nil {
-		logr.FromContextOrDiscard(ctx).Info("unexpected watch event", "server", c.name, "first", *first)
+		logr.FromContextOrDiscard(ctx).Info("unexpected watch event", "server", c.name, "target", target.metric, "first", *first)
 	}
-	result["watch apiserver CPU s/1000 deliveries"] = apiserverCPU.Seconds() / (float64(expected) / 1000)
+	result[target.metric+" apiserver CPU s/1000 deliveries"] = apiserverCPU.Seconds() / (float64(expected) / 1000)
 	return nil
 }
 

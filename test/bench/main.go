@@ -2,7 +2,8 @@
 // Tower (`tower etcd` and `tower apiserver` as child processes, built from
 // this tree) and, when a reference build exists, upstream kube-apiserver
 // on upstream etcd, runs the same load against each in turn over loopback,
-// and prints one table with both columns and their ratio. Its
+// and prints one table with both columns and their ratio: ConfigMaps and
+// custom objects created, listed and watched, and envtest's start. Its
 // controlplane suite adds `tower scheduler`, `tower controller-manager`
 // and `tower node --simulate` as child processes and measures scheduler
 // throughput, a Deployment's time to Running and the managers' memory:
@@ -37,6 +38,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"tower.dev/tower/test/framework"
 )
@@ -51,6 +53,7 @@ type row struct {
 // rows lists the report in order; runLoad fills values under these names.
 var rows = []row{
 	{"startup seconds", false},
+	{"envtest start seconds", false},
 	{"create per second", true},
 	{"create apiserver CPU s/1000", false},
 	{"create etcd CPU s/1000", false},
@@ -67,6 +70,17 @@ var rows = []row{
 	{"watch missed events", false},
 	{"watch unexpected events", false},
 	{"watch apiserver CPU s/1000 deliveries", false},
+	{"CR create per second", true},
+	{"CR create apiserver CPU s/1000", false},
+	{"CR create etcd CPU s/1000", false},
+	{"CR LIST RV=0 JSON p50 ms", false},
+	{"CR LIST consistent JSON p50 ms", false},
+	{"CR LIST apiserver CPU ms/list", false},
+	{"CR watch latency p50 ms", false},
+	{"CR watch latency p99 ms", false},
+	{"CR watch missed events", false},
+	{"CR watch unexpected events", false},
+	{"CR watch apiserver CPU s/1000 deliveries", false},
 	{"apiserver peak RSS MiB", false},
 	{"apiserver peak anon RSS MiB", false},
 	{"etcd peak RSS MiB", false},
@@ -94,6 +108,8 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx = logr.NewContext(ctx, log)
+	// envtest logs through controller-runtime's logger.
+	ctrllog.SetLogger(log)
 
 	if *suite == "node" {
 		nsc := nodeFullScale
@@ -159,6 +175,11 @@ func benchmarkAPIServer(ctx context.Context, sc scale, refDir, towerBin, dir str
 
 	results := make([]measurement, len(targets))
 	for i, bins := range targets {
+		log.Info("timing envtest start", "server", bins.Name, "runs", envtestStartRuns)
+		envtestStart, err := measureEnvtestStart(ctx, bins, filepath.Join(dir, bins.Name))
+		if err != nil {
+			return err
+		}
 		log.Info("starting", "server", bins.Name)
 		c, err := startCluster(ctx, bins, filepath.Join(dir, bins.Name))
 		if err != nil {
@@ -172,10 +193,11 @@ func benchmarkAPIServer(ctx context.Context, sc scale, refDir, towerBin, dir str
 		if stopErr != nil {
 			return fmt.Errorf("stopping %s: %w", bins.Name, stopErr)
 		}
+		results[i]["envtest start seconds"] = envtestStart.Seconds()
 	}
 
 	printReport(os.Stdout, sc, targets, results)
-	if missed := results[0]["watch missed events"]; missed > 0 {
+	if missed := results[0]["watch missed events"] + results[0]["CR watch missed events"]; missed > 0 {
 		return fmt.Errorf("tower dropped %.0f watch events", missed)
 	}
 	return nil
@@ -184,6 +206,7 @@ func benchmarkAPIServer(ctx context.Context, sc scale, refDir, towerBin, dir str
 func printReport(out io.Writer, sc scale, targets []framework.Binaries, results []measurement) {
 	fmt.Fprintf(out, "\n%d ConfigMaps (~1 KiB), %d concurrent writers, %d LIST runs, %d watchers x %d events every %s;\netcd with --unsafe-no-fsync, clients without response compression, loopback; %s\n\n",
 		sc.objects, sc.writers, sc.listRuns, sc.watchers, sc.watchEvents, sc.watchInterval, time.Now().Format(time.DateTime))
+	fmt.Fprintf(out, "%s\n\n", crdScaleNote(sc))
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	header := "metric\t"
 	for _, target := range targets {
