@@ -41,16 +41,22 @@ type nodeScale struct {
 	rampPodTimeout time.Duration
 	rampDegraded   time.Duration
 	rampBudget     time.Duration
+	// rampMinAvailable stops the ramp before the machine, shared with
+	// others, runs short of memory: a fraction of MemTotal that must stay
+	// available.
+	rampMinAvailable float64
 }
 
 var (
 	nodeFullScale = nodeScale{
 		latencyPods: 50, latencyRate: 5,
 		rampBatch: 25, rampMaxPods: 500, rampPodTimeout: 2 * time.Minute, rampDegraded: 30 * time.Second, rampBudget: 8 * time.Minute,
+		rampMinAvailable: 0.25,
 	}
 	nodeShortScale = nodeScale{
 		latencyPods: 10, latencyRate: 5,
 		rampBatch: 10, rampMaxPods: 30, rampPodTimeout: time.Minute, rampDegraded: 30 * time.Second, rampBudget: 2 * time.Minute,
+		rampMinAvailable: 0.25,
 	}
 )
 
@@ -121,6 +127,7 @@ func nodeBenchmark(ctx context.Context, sc nodeScale, towerBin string, keep bool
 	}()
 
 	report := measurement{}
+	recordLoad(report, "load average before")
 	idle, err := statusKB(n.agent.Pid(), "VmRSS:")
 	if err != nil {
 		return err
@@ -135,6 +142,7 @@ func nodeBenchmark(ctx context.Context, sc nodeScale, towerBin string, keep bool
 	report["start latency p50 s"] = percentile(latencies, 50).Seconds()
 	report["start latency p99 s"] = percentile(latencies, 99).Seconds()
 	report["start latency max s"] = percentile(latencies, 100).Seconds()
+	recordLoad(report, "load average after latency")
 	withPods, err := statusKB(n.agent.Pid(), "VmRSS:")
 	if err != nil {
 		return err
@@ -146,6 +154,10 @@ func nodeBenchmark(ctx context.Context, sc nodeScale, towerBin string, keep bool
 		return err
 	}
 	report["pods held"] = float64(held)
+	recordLoad(report, "load average at ramp end")
+	if rss, err := statusKB(n.agent.Pid(), "VmRSS:"); err == nil {
+		report["agent RSS at ramp end MiB"] = float64(rss) / (1 << 20)
+	}
 	if peak, err := peakRSS(n.agent.Pid()); err == nil {
 		report["agent peak RSS MiB"] = float64(peak) / (1 << 20)
 	}
@@ -161,11 +173,20 @@ func printNodeReport(sc nodeScale, report measurement, held int, why string) {
 		sc.latencyPods, sc.latencyRate, sc.rampBatch, time.Now().Format(time.DateTime))
 	for _, name := range []string{
 		"start latency p50 s", "start latency p99 s", "start latency max s",
-		"agent RSS idle MiB", fmt.Sprintf("agent RSS with %d pods MiB", sc.latencyPods), "agent peak RSS MiB", "pods held",
+		"agent RSS idle MiB", fmt.Sprintf("agent RSS with %d pods MiB", sc.latencyPods), "agent RSS at ramp end MiB", "agent peak RSS MiB", "pods held",
+		"load average before", "load average after latency", "load average at ramp end",
 	} {
 		fmt.Printf("%-32s %s\n", name, formatValue(report[name]))
 	}
 	fmt.Printf("\nThe ramp stopped at %d running pods: %s.\n", held, why)
+}
+
+// recordLoad puts the machine's one-minute load average under name; the
+// machine is shared, so figures mean little without it.
+func recordLoad(report measurement, name string) {
+	if load, err := loadAverage(); err == nil {
+		report[name] = load
+	}
 }
 
 func startBenchNode(ctx context.Context, dir, towerBin, imagesDir string) (*benchNode, error) {
@@ -176,6 +197,12 @@ func startBenchNode(ctx context.Context, dir, towerBin, imagesDir string) (*benc
 	cp, err := framework.StartProcesses(ctx, cpDir, framework.TowerBinaries(towerBin))
 	if err != nil {
 		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	// The ServiceAccount admission plugin wants the namespace's default
+	// ServiceAccount, which a controller manager (not run here) would make.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	if _, err := cp.Clientset().CoreV1().ServiceAccounts(metav1.NamespaceDefault).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, errors.Join(fmt.Errorf("creating the default service account: %w", err), cp.Stop())
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
@@ -244,7 +271,7 @@ func freeLoopbackPort() (int, error) {
 // plane. The node goes first with its pods deleted, so no container
 // outlives the run.
 func (n *benchNode) stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
 	var errs []error
 	if n.agent != nil {
@@ -257,12 +284,15 @@ func (n *benchNode) stop() error {
 	return errors.Join(errs...)
 }
 
+// deleteAllPods deletes the run's pods gracefully and waits until they are
+// gone: the node removes a gracefully deleted pod only once its containers
+// and network are, so nothing outlives the run when the node stops next.
 func (n *benchNode) deleteAllPods(ctx context.Context) error {
 	pods := n.client.CoreV1().Pods(metav1.NamespaceDefault)
-	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{}); err != nil {
+	if err := pods.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		return fmt.Errorf("deleting pods: %w", err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		list, err := pods.List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -272,7 +302,7 @@ func (n *benchNode) deleteAllPods(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d pods left 2 minutes after their deletion", len(list.Items))
+			return fmt.Errorf("%d pods left 5 minutes after their deletion", len(list.Items))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -373,6 +403,10 @@ func (n *benchNode) ramp(ctx context.Context, sc nodeScale, running int) (int, s
 			return running, fmt.Sprintf("the run's limit of %d pods", sc.rampMaxPods), nil
 		case time.Now().After(deadline):
 			return running, fmt.Sprintf("the run's time budget of %s", sc.rampBudget), nil
+		}
+		if available, total, err := memAvailable(); err == nil && float64(available) < sc.rampMinAvailable*float64(total) {
+			return running, fmt.Sprintf("the machine's available memory fell to %d MiB of %d MiB (the ramp keeps %.0f%% free)",
+				available>>20, total>>20, sc.rampMinAvailable*100), nil
 		}
 		log.Info("ramp", "running", running, "adding", sc.rampBatch)
 		// As fast as the API takes them: the node sees a burst.

@@ -121,3 +121,55 @@ func (s *anonSampler) Peak() int64 {
 	s.Stop()
 	return s.peak.Load()
 }
+
+// loadAverage is the machine's one-minute load average, the figure that
+// says how much else was running while a benchmark measured.
+func loadAverage() (float64, error) {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0, fmt.Errorf("reading load average: %w", err)
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) == 0 {
+		return 0, fmt.Errorf("empty /proc/loadavg")
+	}
+	load, err := strconv.ParseFloat(fields[0], 64)
+	if err != nil {
+		return 0, fmt.Errorf("parsing load average %q: %w", fields[0], err)
+	}
+	return load, nil
+}
+
+// memAvailable returns the memory the kernel could give new processes
+// (MemAvailable in /proc/meminfo) and the machine's total, in bytes.
+func memAvailable() (available, total int64, err error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading meminfo: %w", err)
+	}
+	defer f.Close()
+	scanner := bufio.NewScanner(f)
+	for scanner.Scan() {
+		fields := strings.Fields(scanner.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, err := strconv.ParseInt(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch fields[0] {
+		case "MemAvailable:":
+			available = kb * 1024
+		case "MemTotal:":
+			total = kb * 1024
+		}
+	}
+	if err := scanner.Err(); err != nil {
+		return 0, 0, fmt.Errorf("reading meminfo: %w", err)
+	}
+	if available == 0 || total == 0 {
+		return 0, 0, fmt.Errorf("meminfo has no MemAvailable or MemTotal")
+	}
+	return available, total, nil
+}
