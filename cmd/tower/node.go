@@ -52,6 +52,10 @@ type nodeOptions struct {
 	// as kubelet's flags of those names.
 	ContainerLogMaxSize  string
 	ContainerLogMaxFiles int
+	// KubeAPIQPS and KubeAPIBurst limit the agent's requests to the API
+	// server, as kubelet's flags of those names (and their defaults).
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 }
 
 func newNodeOptions(dataDir string) *nodeOptions {
@@ -65,6 +69,8 @@ func newNodeOptions(dataDir string) *nodeOptions {
 		Port:                 server.DefaultPort,
 		ContainerLogMaxSize:  "10Mi",
 		ContainerLogMaxFiles: 5,
+		KubeAPIQPS:           50,
+		KubeAPIBurst:         100,
 	}
 }
 
@@ -92,6 +98,8 @@ func (o *nodeOptions) addFlags(fs *pflag.FlagSet, up bool) {
 	fs.StringVar(&o.TLSPrivateKeyFile, "tls-private-key-file", o.TLSPrivateKeyFile, "Private key matching --tls-cert-file.")
 	fs.StringVar(&o.ContainerLogMaxSize, "container-log-max-size", o.ContainerLogMaxSize, "Size (a quantity such as 10Mi) at which a container's log file is rotated.")
 	fs.IntVar(&o.ContainerLogMaxFiles, "container-log-max-files", o.ContainerLogMaxFiles, "Most log files (current and rotated) kept per container; at least 2.")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Requests per second the node agent sends the API server at most (status updates, events, leases).")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Requests the node agent may send the API server in a burst above --kube-api-qps.")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", o.ClientCAFile, "CA whose client certificates (the API server's) the node agent accepts. Empty uses the kubeconfig's CA.")
 }
 
@@ -193,6 +201,8 @@ func runNode(ctx context.Context, o *nodeOptions, config *rest.Config, out io.Wr
 	if err != nil {
 		return fmt.Errorf("resolving node data dir: %w", err)
 	}
+	config = rest.CopyConfig(config)
+	config.QPS, config.Burst = o.KubeAPIQPS, o.KubeAPIBurst
 	address := o.ContainerdAddress
 	if address == "" {
 		daemon, err := containers.StartDaemon(ctx, containers.DaemonConfig{Dir: filepath.Join(dataDir, "containerd")})
