@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,16 +17,19 @@ import (
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/validating"
 	auditinternal "k8s.io/apiserver/pkg/apis/audit"
 	"k8s.io/apiserver/pkg/authentication/user"
+	k8sauthorizer "k8s.io/apiserver/pkg/authorization/authorizer"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/apiserver/pkg/util/proxy"
 	webhookutil "k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/apiserver/pkg/warning"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/component-base/featuregate"
 
 	"tower.dev/tower/apiserver/authentication"
+	"tower.dev/tower/apiserver/authorization"
 	"tower.dev/tower/apiserver/registry"
 )
 
@@ -54,14 +58,21 @@ type ValidatingWebhooks struct {
 	adapter
 }
 
-// WebhooksConfig is what the webhook plugins need from the server.
-type WebhooksConfig struct {
+// UpstreamConfig is what k8s.io/apiserver's webhook and policy plugins
+// need from the server.
+type UpstreamConfig struct {
 	// Client and Informers talk to this API server (its loopback client):
-	// the plugins watch webhook configurations, namespaces (for
-	// namespaceSelector), services and endpoint slices (to resolve webhook
-	// services) through them.
+	// the plugins watch webhook configurations, admission policies and
+	// bindings, namespaces (for namespaceSelector), services and endpoint
+	// slices (to resolve webhook services) through them.
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
+	// Dynamic and RESTMapper reach the policies' parameter objects, of any
+	// kind.
+	Dynamic    dynamic.Interface
+	RESTMapper meta.RESTMapper
+	// Authorizer answers the `authorizer` variable of CEL expressions.
+	Authorizer authorization.Authorizer
 	// Scheme knows every built-in type.
 	Scheme *runtime.Scheme
 	// Resources maps resources to their kinds and equivalents.
@@ -76,13 +87,14 @@ type webhookPlugin interface {
 	SetExternalKubeInformerFactory(informers.SharedInformerFactory)
 	SetDrainedNotification(<-chan struct{})
 	SetServiceResolver(webhookutil.ServiceResolver)
+	SetUnconditionalAuthorizer(k8sauthorizer.UnconditionalAuthorizer)
 	InspectFeatureGates(featuregate.FeatureGate)
 	ValidateInitialization() error
 }
 
 // NewWebhooks builds the mutating and validating webhook plugins. The
 // informers must be started afterwards.
-func NewWebhooks(c WebhooksConfig) (*Webhooks, error) {
+func NewWebhooks(c UpstreamConfig) (*Webhooks, error) {
 	m, err := mutating.NewMutatingWebhook(nil)
 	if err != nil {
 		return nil, fmt.Errorf("mutating webhook plugin: %w", err)
@@ -100,6 +112,7 @@ func NewWebhooks(c WebhooksConfig) (*Webhooks, error) {
 		p.SetExternalKubeInformerFactory(c.Informers)
 		p.SetDrainedNotification(c.Stop)
 		p.SetServiceResolver(resolver)
+		p.SetUnconditionalAuthorizer(upstreamAuthorizer{c.Authorizer})
 		p.InspectFeatureGates(utilfeature.DefaultFeatureGate)
 		if err := p.ValidateInitialization(); err != nil {
 			return nil, fmt.Errorf("webhook plugin: %w", err)

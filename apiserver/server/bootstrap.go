@@ -103,12 +103,11 @@ func (a *api) admission(log logr.Logger) (admission.Interface, error) {
 		{Name: "DefaultTolerationSeconds", Impl: admission.DefaultTolerationSeconds{}},
 		{Name: "RBACEscalation", Builtin: true, Impl: &admission.RBACEscalation{Authorizer: a.security.authorizer, Rules: a.security.rules, Policy: a.security.policy}},
 		{Name: "MutatingAdmissionWebhook", Impl: a.webhooks.Mutating},
+		{Name: "ValidatingAdmissionPolicy", Impl: a.policies},
 		{Name: "ValidatingAdmissionWebhook", Impl: a.webhooks.Validating},
 		// Service IP allocation is part of storing a Service upstream, after
 		// every admission plugin.
 		{Name: "ServiceIPAllocation", Builtin: true, Impl: a.services},
-		// MutatingAdmissionWebhook, ValidatingAdmissionPolicy and
-		// ValidatingAdmissionWebhook come here, before ResourceQuota.
 		{Name: "ResourceQuota", Impl: &admission.ResourceQuota{Quotas: a.objects(corev1.SchemeGroupVersion.WithResource("resourcequotas")), List: a.listStored}},
 	}
 	selected, unknown, err := chain.Select(a.options.EnableAdmissionPlugins, a.options.DisableAdmissionPlugins)

@@ -8,10 +8,14 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 
 	"tower.dev/tower/apiserver/authentication"
 )
@@ -28,7 +32,11 @@ type loopback struct {
 	listener  *pipeListener
 	client    kubernetes.Interface
 	informers informers.SharedInformerFactory
-	user      *authentication.User
+	// dynamic and mapper reach any kind, custom resources included:
+	// admission policies watch their parameter objects through them.
+	dynamic dynamic.Interface
+	mapper  meta.RESTMapper
+	user    *authentication.User
 }
 
 func newLoopback() (*loopback, error) {
@@ -44,10 +52,18 @@ func newLoopback() (*loopback, error) {
 	if err != nil {
 		return nil, err
 	}
+	dynamicClient, err := dynamic.NewForConfig(config)
+	if err != nil {
+		return nil, err
+	}
 	return &loopback{
 		listener:  l,
 		client:    client,
 		informers: informers.NewSharedInformerFactory(client, 0),
+		dynamic:   dynamicClient,
+		// Discovery is read again when a kind is not found, so kinds of
+		// CRDs created later are mapped.
+		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery())),
 		user: &authentication.User{
 			Name: loopbackUser, UID: string(uuid.NewUUID()),
 			Groups: []string{authentication.GroupMasters, authentication.GroupAuthenticated},

@@ -198,6 +198,7 @@ type api struct {
 	// and its other versions, for admission.
 	served   *admission.EquivalentResources
 	webhooks *admission.Webhooks
+	policies *admission.ValidatingPolicies
 }
 
 // NewScheme registers every built-in type Tower serves plus the meta types
@@ -308,10 +309,14 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 		return nil, fmt.Errorf("loopback client: %w", err)
 	}
 	a.served = admission.NewEquivalentResources(builtins)
-	a.webhooks, err = admission.NewWebhooks(admission.WebhooksConfig{
-		Client: a.loopback.client, Informers: a.loopback.informers, Scheme: scheme, Resources: a.served, Stop: ctx.Done(),
-	})
-	if err != nil {
+	upstream := admission.UpstreamConfig{
+		Client: a.loopback.client, Informers: a.loopback.informers, Dynamic: a.loopback.dynamic, RESTMapper: a.loopback.mapper,
+		Authorizer: a.security.authorizer, Scheme: scheme, Resources: a.served, Stop: ctx.Done(),
+	}
+	if a.webhooks, err = admission.NewWebhooks(upstream); err != nil {
+		return nil, err
+	}
+	if a.policies, err = admission.NewValidatingPolicies(upstream); err != nil {
 		return nil, err
 	}
 	return a, nil
