@@ -316,4 +316,38 @@ func TestNamespaceDeletion(t *testing.T) {
 		}
 		return false, err
 	})
+	// The namespace goes only after its content: nothing may be left
+	// behind under its name.
+	apps, core := cluster.clientset.AppsV1(), cluster.clientset.CoreV1()
+	lists := map[string]func(context.Context, metav1.ListOptions) (int, error){
+		"deployments": func(ctx context.Context, o metav1.ListOptions) (int, error) {
+			l, err := apps.Deployments(ns).List(ctx, o)
+			return len(l.Items), err
+		},
+		"replicasets": func(ctx context.Context, o metav1.ListOptions) (int, error) {
+			l, err := apps.ReplicaSets(ns).List(ctx, o)
+			return len(l.Items), err
+		},
+		"pods": func(ctx context.Context, o metav1.ListOptions) (int, error) {
+			l, err := core.Pods(ns).List(ctx, o)
+			return len(l.Items), err
+		},
+		"configmaps": func(ctx context.Context, o metav1.ListOptions) (int, error) {
+			l, err := core.ConfigMaps(ns).List(ctx, o)
+			return len(l.Items), err
+		},
+		"secrets": func(ctx context.Context, o metav1.ListOptions) (int, error) {
+			l, err := core.Secrets(ns).List(ctx, o)
+			return len(l.Items), err
+		},
+		"serviceaccounts": func(ctx context.Context, o metav1.ListOptions) (int, error) {
+			l, err := core.ServiceAccounts(ns).List(ctx, o)
+			return len(l.Items), err
+		},
+	}
+	for kind, list := range lists {
+		if n, err := list(t.Context(), metav1.ListOptions{}); err != nil || n > 0 {
+			t.Errorf("%d %s left in deleted namespace %s (err %v)", n, kind, ns, err)
+		}
+	}
 }
