@@ -123,9 +123,9 @@ func ObjectResourceVersion(obj runtime.Object) (int64, error) {
 	return int64(rev), err
 }
 
-// setInto stores src into the out parameter dst, which must point to the
+// SetInto stores src into the out parameter dst, which must point to the
 // same type.
-func setInto(dst, src runtime.Object) error {
+func SetInto(dst, src runtime.Object) error {
 	if dst == src {
 		return nil
 	}
@@ -137,8 +137,8 @@ func setInto(dst, src runtime.Object) error {
 	return nil
 }
 
-// zeroInto resets the out parameter to its zero value.
-func zeroInto(out runtime.Object) error {
+// ZeroInto resets the out parameter to its zero value.
+func ZeroInto(out runtime.Object) error {
 	v := reflect.ValueOf(out)
 	if v.Kind() != reflect.Pointer {
 		return fmt.Errorf("out is %T, not a pointer", out)
@@ -172,7 +172,7 @@ func (s *etcdStore) Create(ctx context.Context, key string, obj, out runtime.Obj
 	if !resp.Succeeded {
 		return NewError(ErrCodeKeyExists, key, "key exists")
 	}
-	if err := setInto(out, obj); err != nil {
+	if err := SetInto(out, obj); err != nil {
 		return err
 	}
 	return SetResourceVersion(out, resp.Header.Revision)
@@ -195,7 +195,7 @@ func (s *etcdStore) Get(ctx context.Context, key string, opts GetOptions, out ru
 	}
 	if len(resp.Kvs) == 0 {
 		if opts.IgnoreNotFound {
-			return zeroInto(out)
+			return ZeroInto(out)
 		}
 		return NewError(ErrCodeKeyNotFound, key, "not found")
 	}
@@ -203,7 +203,7 @@ func (s *etcdStore) Get(ctx context.Context, key string, opts GetOptions, out ru
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
-	return setInto(out, obj)
+	return SetInto(out, obj)
 }
 
 // checkMinimumRevision enforces "at least resourceVersion" reads.
@@ -356,7 +356,7 @@ func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, out runtim
 					continue
 				}
 			}
-			if err := setInto(out, state.obj); err != nil {
+			if err := SetInto(out, state.obj); err != nil {
 				return err
 			}
 			return SetResourceVersion(out, state.rev)
@@ -378,7 +378,7 @@ func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, out runtim
 			stateIsCurrent = true
 			continue
 		}
-		if err := setInto(out, updated); err != nil {
+		if err := SetInto(out, updated); err != nil {
 			return err
 		}
 		return SetResourceVersion(out, resp.Header.Revision)
@@ -472,7 +472,7 @@ func (s *etcdStore) Delete(ctx context.Context, key string, out runtime.Object, 
 			continue
 		}
 		// The object as it was when deleted, at the deletion's revision.
-		if err := setInto(out, state.obj); err != nil {
+		if err := SetInto(out, state.obj); err != nil {
 			return err
 		}
 		return SetResourceVersion(out, resp.Header.Revision)

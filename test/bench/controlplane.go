@@ -128,7 +128,7 @@ func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc contro
 	defer pods.stop()
 	log.Info("creating pending pods", "pods", sc.pods)
 	began = time.Now()
-	if err := inParallel(ctx, sc.pods, 32, func(ctx context.Context, i int) error {
+	if err := framework.InParallel(ctx, sc.pods, 32, func(ctx context.Context, i int) error {
 		_, err := c.clientset.CoreV1().Pods(schedulingNamespace).Create(ctx, benchPod(fmt.Sprintf("pod-%05d", i)), metav1.CreateOptions{})
 		return err
 	}); err != nil {

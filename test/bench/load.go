@@ -154,7 +154,7 @@ func measureWrites(ctx context.Context, c *cluster, sc scale, verb string, resul
 		return err
 	}
 	started := time.Now()
-	if err := inParallel(ctx, sc.objects, sc.writers, write); err != nil {
+	if err := framework.InParallel(ctx, sc.objects, sc.writers, write); err != nil {
 		return fmt.Errorf("%s phase: %w", verb, err)
 	}
 	elapsed := time.Since(started)
@@ -294,7 +294,7 @@ func measureWatch(ctx context.Context, c *cluster, sc scale, result measurement,
 	}()
 	// The watches outlive inParallel, whose context ends when it returns.
 	watchCtx := ctx
-	err = inParallel(ctx, sc.watchers, sc.writers, func(_ context.Context, i int) error {
+	err = framework.InParallel(ctx, sc.watchers, sc.writers, func(_ context.Context, i int) error {
 		w, err := target.watch(watchCtx, metav1.ListOptions{
 			ResourceVersion: initialVersion,
 			TimeoutSeconds:  ptr.To[int64](3600),
@@ -389,36 +389,4 @@ func percentile(samples []time.Duration, p float64) time.Duration {
 	slices.Sort(sorted)
 	rank := int(p/100*float64(len(sorted))+0.5) - 1
 	return sorted[min(max(rank, 0), len(sorted)-1)]
-}
-
-// inParallel runs do(i) for i in [0, n) on workers goroutines and returns
-// the first error.
-func inParallel(ctx context.Context, n, workers int, do func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := do(ctx, i); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-feed:
-	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
-	}
-	return nil
 }

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+
+	"tower.dev/tower/test/framework"
 )
 
 // observedEvents records, per object name, what an informer delivered.
@@ -94,7 +96,7 @@ func TestInformerSeesEveryChangeInOrder(t *testing.T) {
 	createdRV := make([]string, objects)
 	updatedRV := make([]string, objects)
 
-	err = inParallel(ctx, objects, workers, func(ctx context.Context, i int) error {
+	err = framework.InParallel(ctx, objects, workers, func(ctx context.Context, i int) error {
 		cm := &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: name(i)},
 			Data:       map[string]string{"generation": "1"},
@@ -113,7 +115,7 @@ func TestInformerSeesEveryChangeInOrder(t *testing.T) {
 		return len(informer.GetStore().List()) == objects, nil
 	})
 
-	err = inParallel(ctx, objects, workers, func(ctx context.Context, i int) error {
+	err = framework.InParallel(ctx, objects, workers, func(ctx context.Context, i int) error {
 		cm := &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: name(i), ResourceVersion: createdRV[i]},
 			Data:       map[string]string{"generation": "2", "index": strconv.Itoa(i)},
@@ -132,7 +134,7 @@ func TestInformerSeesEveryChangeInOrder(t *testing.T) {
 		return events.count() == 2*objects, nil
 	})
 
-	err = inParallel(ctx, objects, workers, func(ctx context.Context, i int) error {
+	err = framework.InParallel(ctx, objects, workers, func(ctx context.Context, i int) error {
 		if err := configMaps.Delete(ctx, name(i), metav1.DeleteOptions{}); err != nil {
 			return fmt.Errorf("deleting %s: %w", name(i), err)
 		}

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"tower.dev/tower/test/framework"
 )
 
 // TestPagedListReturnsEachObjectOnce lists 5000 ConfigMaps 100 at a time
@@ -23,7 +25,7 @@ func TestPagedListReturnsEachObjectOnce(t *testing.T) {
 	ns := controlPlane.CreateNamespace(t)
 	configMaps := controlPlane.Clientset().CoreV1().ConfigMaps(ns)
 
-	err := inParallel(ctx, objects, 16, func(ctx context.Context, i int) error {
+	err := framework.InParallel(ctx, objects, 16, func(ctx context.Context, i int) error {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%05d", i)}}
 		if _, err := configMaps.Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("creating %s: %w", cm.Name, err)

@@ -492,29 +492,11 @@ func (c *Cacher) Get(ctx context.Context, key string, opts storage.GetOptions, o
 	obj := c.cachedCopy(key)
 	if obj == nil {
 		if opts.IgnoreNotFound {
-			return zeroInto(out)
+			return storage.ZeroInto(out)
 		}
 		return storage.NewError(storage.ErrCodeKeyNotFound, key, "not found")
 	}
-	return setInto(out, obj)
-}
-
-func setInto(dst, src runtime.Object) error {
-	dv, sv := reflect.ValueOf(dst), reflect.ValueOf(src)
-	if dv.Kind() != reflect.Pointer || dv.Type() != sv.Type() {
-		return fmt.Errorf("cannot store %T into %T", src, dst)
-	}
-	dv.Elem().Set(sv.Elem())
-	return nil
-}
-
-func zeroInto(out runtime.Object) error {
-	v := reflect.ValueOf(out)
-	if v.Kind() != reflect.Pointer {
-		return fmt.Errorf("out is %T, not a pointer", out)
-	}
-	v.Elem().Set(reflect.Zero(v.Elem().Type()))
-	return nil
+	return storage.SetInto(out, obj)
 }
 
 // listFromEtcd reports the lists the cache cannot answer: continuations
