@@ -77,6 +77,8 @@ type UpstreamConfig struct {
 	Scheme *runtime.Scheme
 	// Resources maps resources to their kinds and equivalents.
 	Resources *EquivalentResources
+	// ServiceResolver finds the endpoint of a webhook given as a Service.
+	ServiceResolver webhookutil.ServiceResolver
 	// Stop ends the plugins' background work.
 	Stop <-chan struct{}
 }
@@ -103,15 +105,11 @@ func NewWebhooks(c UpstreamConfig) (*Webhooks, error) {
 	if err != nil {
 		return nil, fmt.Errorf("validating webhook plugin: %w", err)
 	}
-	resolver, err := newServiceResolver(c.Informers)
-	if err != nil {
-		return nil, err
-	}
 	for _, p := range []webhookPlugin{m, v} {
 		p.SetExternalKubeClientSet(c.Client)
 		p.SetExternalKubeInformerFactory(c.Informers)
 		p.SetDrainedNotification(c.Stop)
-		p.SetServiceResolver(resolver)
+		p.SetServiceResolver(c.ServiceResolver)
 		p.SetUnconditionalAuthorizer(upstreamAuthorizer{c.Authorizer})
 		p.InspectFeatureGates(utilfeature.DefaultFeatureGate)
 		if err := p.ValidateInitialization(); err != nil {
@@ -358,22 +356,25 @@ func servesSubresource(r *registry.Resource, subresource string) bool {
 	return true
 }
 
-// serviceResolver sends webhook calls for a Service to one of its ready
-// endpoints, so that the API server needs no route to cluster IPs.
-type serviceResolver struct {
+// ServiceResolver sends webhook calls for a Service to one of its ready
+// endpoints, so that the API server needs no route to cluster IPs. The
+// admission webhooks and the CRD conversion webhooks use it.
+type ServiceResolver struct {
 	services corelisters.ServiceLister
 	slices   proxy.EndpointSliceGetter
 }
 
-func newServiceResolver(f informers.SharedInformerFactory) (*serviceResolver, error) {
+// NewServiceResolver resolves through f's Service and EndpointSlice
+// informers; f must be started afterwards.
+func NewServiceResolver(f informers.SharedInformerFactory) (*ServiceResolver, error) {
 	slices, err := proxy.NewEndpointSliceIndexerGetter(f.Discovery().V1().EndpointSlices())
 	if err != nil {
 		return nil, fmt.Errorf("endpoint slice index for webhook services: %w", err)
 	}
-	return &serviceResolver{services: f.Core().V1().Services().Lister(), slices: slices}, nil
+	return &ServiceResolver{services: f.Core().V1().Services().Lister(), slices: slices}, nil
 }
 
 // ResolveEndpoint implements k8s.io/apiserver's webhook ServiceResolver.
-func (r *serviceResolver) ResolveEndpoint(namespace, name string, port int32) (*url.URL, error) {
+func (r *ServiceResolver) ResolveEndpoint(namespace, name string, port int32) (*url.URL, error) {
 	return proxy.ResolveEndpoint(r.services, r.slices, namespace, name, port)
 }

@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apiextensions-apiserver/pkg/apihelpers"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/conversion"
 	"k8s.io/apiextensions-apiserver/pkg/registry/customresource/tableconvertor"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/apimachinery/pkg/watch"
+	webhookutil "k8s.io/apiserver/pkg/util/webhook"
 	"k8s.io/client-go/util/workqueue"
 
 	"tower.dev/tower/apiserver/endpoints"
@@ -52,6 +54,9 @@ type Config struct {
 	KeyPrefix func(storagePrefix string) string
 	// WatchCache puts a watch cache in front of every custom resource store.
 	WatchCache bool
+	// ServiceResolver finds the endpoint of a conversion webhook given as
+	// a Service.
+	ServiceResolver webhookutil.ServiceResolver
 	// OnChange receives the served custom resources (in discovery order)
 	// and the CRDs serving them (as served: with their accepted names)
 	// whenever they change.
@@ -62,8 +67,10 @@ type Config struct {
 type Manager struct {
 	cfg       Config
 	converter internalConverter
-	scope     *endpoints.Scope
-	queue     workqueue.TypedRateLimitingInterface[string]
+	// crConverters makes each CRD's converter between its versions.
+	crConverters *conversion.CRConverterFactory
+	scope        *endpoints.Scope
+	queue        workqueue.TypedRateLimitingInterface[string]
 
 	mu     sync.RWMutex
 	served map[schema.GroupVersionResource]*servedVersion
@@ -96,12 +103,17 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	crConverters, err := conversion.NewCRConverterFactory(cfg.ServiceResolver, nil)
+	if err != nil {
+		return nil, fmt.Errorf("custom resource converters: %w", err)
+	}
 	return &Manager{
-		cfg:       cfg,
-		converter: converter,
-		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
-		served:    map[schema.GroupVersionResource]*servedVersion{},
-		byCRD:     map[string]*servedCRD{},
+		cfg:          cfg,
+		converter:    converter,
+		crConverters: crConverters,
+		queue:        workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		served:       map[schema.GroupVersionResource]*servedVersion{},
+		byCRD:        map[string]*servedCRD{},
 	}, nil
 }
 
@@ -324,7 +336,18 @@ func (m *Manager) serve(ctx context.Context, crd *apiextensionsv1.CustomResource
 		return fmt.Errorf("customresourcedefinition %s: %w", crd.Name, err)
 	}
 	storedGV := schema.GroupVersion{Group: crd.Spec.Group, Version: storageVersion}
-	scope, err := m.customResourceScope(crd)
+	safe, unsafe, err := m.crConverters.NewConverter(crd)
+	if err != nil {
+		return fmt.Errorf("converter of customresourcedefinition %s: %w", crd.Name, err)
+	}
+	converters := crConverters{safe: safe, unsafe: unsafe}
+	schemas := map[string]*crSchema{}
+	for _, version := range crd.Spec.Versions {
+		if schemas[version.Name], err = newCRSchema(internal, version.Name); err != nil {
+			return fmt.Errorf("customresourcedefinition %s: %w", crd.Name, err)
+		}
+	}
+	scope, err := m.customResourceScope(crd, safe)
 	if err != nil {
 		return err
 	}
@@ -335,13 +358,8 @@ func (m *Manager) serve(ctx context.Context, crd *apiextensionsv1.CustomResource
 		if !version.Served {
 			continue
 		}
-		s, err := newCRSchema(internal, version.Name)
-		if err != nil {
-			stop()
-			return fmt.Errorf("customresourcedefinition %s: %w", crd.Name, err)
-		}
-		res := newCustomResource(crd, version, s)
-		codec := &storageCodec{served: res.GroupVersion(), stored: storedGV, schema: s}
+		res := newCustomResource(crd, version, schemas[version.Name])
+		codec := &storageCodec{served: res.GroupVersion(), stored: storedGV, schemas: schemas, converters: converters}
 		prefix := m.cfg.KeyPrefix(res.StoragePrefix)
 		var store storage.Interface = storage.NewEtcdStore(m.cfg.Etcd, codec, res.New, res.NewList, prefix)
 		if m.cfg.WatchCache {
@@ -367,16 +385,18 @@ func (m *Manager) serve(ctx context.Context, crd *apiextensionsv1.CustomResource
 }
 
 // customResourceScope is the shared scope with crd's field management:
-// its own type converter and version converter, so that managedFields and
-// server-side apply follow the CRD's schema.
-func (m *Manager) customResourceScope(crd *apiextensionsv1.CustomResourceDefinition) (*endpoints.Scope, error) {
+// its own type converter, and converter between its versions for the
+// managedFields entries recorded through other versions, so that
+// managedFields and server-side apply follow the CRD's schemas and
+// conversion as kube-apiserver's field manager does.
+func (m *Manager) customResourceScope(crd *apiextensionsv1.CustomResourceDefinition, converter runtime.ObjectConvertor) (*endpoints.Scope, error) {
 	typeConverter, err := newTypeConverter(crd)
 	if err != nil {
 		return nil, fmt.Errorf("customresourcedefinition %s: %w", crd.Name, err)
 	}
 	scope := *m.scope
 	scope.TypeConverter = typeConverter
-	scope.CustomResourceConvertor = newVersionConverter(crd)
+	scope.CustomResourceConvertor = converter
 	return &scope, nil
 }
 

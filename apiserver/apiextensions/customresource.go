@@ -3,7 +3,6 @@ package apiextensions
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
@@ -74,6 +73,14 @@ func newCRSchema(internalCRD *apiextensions.CustomResourceDefinition, version st
 func (s *crSchema) normalize(obj map[string]any) {
 	pruning.Prune(obj, s.structural, true)
 	structuraldefaulting.Default(obj, s.structural)
+}
+
+// prune drops what the schema does not know and nulls it does not allow,
+// as kube-apiserver does to an object converted to this version (which is
+// not defaulted again).
+func (s *crSchema) prune(obj map[string]any) {
+	pruning.Prune(obj, s.structural, true)
+	structuraldefaulting.PruneNonNullableNullsWithoutDefaults(obj, s.structural)
 }
 
 // validate checks obj (and, for updates, its transition from old) against
@@ -261,43 +268,4 @@ func newCustomResource(crd *apiextensionsv1.CustomResourceDefinition, version *a
 		}
 	}
 	return res
-}
-
-// storageCodec stores custom resources as JSON in the storage version, and
-// reads them back as the served version (the None conversion) with unknown
-// fields pruned and defaults applied, as kube-apiserver does.
-type storageCodec struct {
-	served, stored schema.GroupVersion
-	schema         *crSchema
-}
-
-func (c *storageCodec) Encode(obj runtime.Object, w io.Writer) error {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return fmt.Errorf("custom resource storage cannot encode %T", obj)
-	}
-	stored := &unstructured.Unstructured{Object: maps.Clone(u.Object)}
-	stored.SetAPIVersion(c.stored.String())
-	return unstructured.UnstructuredJSONScheme.Encode(stored, w)
-}
-
-func (c *storageCodec) Decode(data []byte, defaults *schema.GroupVersionKind, into runtime.Object) (runtime.Object, *schema.GroupVersionKind, error) {
-	if into == nil {
-		into = &unstructured.Unstructured{}
-	}
-	obj, gvk, err := unstructured.UnstructuredJSONScheme.Decode(data, defaults, into)
-	if err != nil {
-		return nil, gvk, fmt.Errorf("decode stored custom resource: %w", err)
-	}
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return nil, gvk, fmt.Errorf("decoded custom resource is %T", obj)
-	}
-	u.SetAPIVersion(c.served.String())
-	c.schema.normalize(u.Object)
-	return u, gvk, nil
-}
-
-func (c *storageCodec) Identifier() runtime.Identifier {
-	return runtime.Identifier("tower-custom-resource-json-" + c.served.String())
 }

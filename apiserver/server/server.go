@@ -265,6 +265,15 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 		a.byGVR[res.GroupVersionResource] = e
 	}
 	a.discovery = discovery.NewSwappable(a.catalog)
+	if a.loopback, err = newLoopback(); err != nil {
+		return nil, fmt.Errorf("loopback client: %w", err)
+	}
+	// Admission webhooks and CRD conversion webhooks given as a Service
+	// are called at one of its ready endpoints.
+	webhookServices, err := admission.NewServiceResolver(a.loopback.informers)
+	if err != nil {
+		return nil, err
+	}
 	crdEndpoint := a.byGVR[crdResource.GroupVersionResource]
 	a.crds, err = apiextensions.NewManager(apiextensions.Config{
 		Etcd:         client,
@@ -273,7 +282,8 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 		KeyPrefix: func(storagePrefix string) string {
 			return a.keyPrefix(&registry.Resource{StoragePrefix: storagePrefix})
 		},
-		WatchCache: o.WatchCache,
+		WatchCache:      o.WatchCache,
+		ServiceResolver: webhookServices,
 		OnChange: func(custom []*registry.Resource, crds []*apiextensionsv1.CustomResourceDefinition) {
 			all := append(slices.Clip(builtins), custom...)
 			a.discovery.Update(registry.NewCatalog(all))
@@ -305,13 +315,11 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 	if a.auditing, err = newAuditing(o); err != nil {
 		return nil, err
 	}
-	if a.loopback, err = newLoopback(); err != nil {
-		return nil, fmt.Errorf("loopback client: %w", err)
-	}
 	a.served = admission.NewEquivalentResources(builtins)
 	upstream := admission.UpstreamConfig{
 		Client: a.loopback.client, Informers: a.loopback.informers, Dynamic: a.loopback.dynamic, RESTMapper: a.loopback.mapper,
-		Authorizer: a.security.authorizer, Scheme: scheme, Resources: a.served, Stop: ctx.Done(),
+		Authorizer: a.security.authorizer, Scheme: scheme, Resources: a.served,
+		ServiceResolver: webhookServices, Stop: ctx.Done(),
 	}
 	if a.webhooks, err = admission.NewWebhooks(upstream); err != nil {
 		return nil, err

@@ -386,26 +386,8 @@ func TestAdmissionWebhookBehindService(t *testing.T) {
 		return admission.Denied("refused behind a service")
 	})})
 	server := framework.StartWebhookServer(t, mux, "hooks."+ns+".svc")
-	port, err := strconv.Atoi(server.URL[strings.LastIndex(server.URL, ":")+1:])
-	if err != nil {
-		t.Fatalf("webhook server port: %v", err)
-	}
+	exposeAsService(t, ns, "hooks", server)
 	clients := controlPlane.Clientset()
-	if _, err := clients.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "hooks"},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromInt(port)}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create service: %v", err)
-	}
-	ready, portName, tcp, portNumber := true, "https", corev1.ProtocolTCP, int32(port)
-	if _, err := clients.DiscoveryV1().EndpointSlices(ns).Create(t.Context(), &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Name: "hooks-1", Labels: map[string]string{discoveryv1.LabelServiceName: "hooks"}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Protocol: &tcp, Port: &portNumber}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create endpoint slice: %v", err)
-	}
 	hook := hookFor{name: "service.tower.dev", caBundle: server.CABundle, ns: ns}.validating(func(h *admissionregistrationv1.ValidatingWebhook) {
 		path := "/deny"
 		h.ClientConfig = admissionregistrationv1.WebhookClientConfig{
@@ -414,13 +396,39 @@ func TestAdmissionWebhookBehindService(t *testing.T) {
 		}
 	})
 	createValidatingConfig(t, hook)
-	_, err = createUntil(t, clients, ns, &corev1.ConfigMap{}, metav1.CreateOptions{}, func(_ *corev1.ConfigMap, err error) bool { return err != nil })
+	_, err := createUntil(t, clients, ns, &corev1.ConfigMap{}, metav1.CreateOptions{}, func(_ *corev1.ConfigMap, err error) bool { return err != nil })
 	want := `admission webhook "service.tower.dev" denied the request: refused behind a service`
 	if err == nil || err.Error() != want {
 		t.Fatalf("create answered %v, want %q", err, want)
 	}
 	if len(rec.received("/deny")) == 0 {
 		t.Error("the webhook behind the service was never called")
+	}
+}
+
+// exposeAsService makes server reachable as Service name in ns (port 443),
+// with an EndpointSlice whose one ready endpoint is the server on loopback.
+func exposeAsService(t *testing.T, ns, name string, server *framework.WebhookServer) {
+	t.Helper()
+	port, err := strconv.Atoi(server.URL[strings.LastIndex(server.URL, ":")+1:])
+	if err != nil {
+		t.Fatalf("webhook server port: %v", err)
+	}
+	clients := controlPlane.Clientset()
+	if _, err := clients.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromInt(port)}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create service: %v", err)
+	}
+	ready, portName, tcp, portNumber := true, "https", corev1.ProtocolTCP, int32(port)
+	if _, err := clients.DiscoveryV1().EndpointSlices(ns).Create(t.Context(), &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: name + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: name}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Protocol: &tcp, Port: &portNumber}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create endpoint slice: %v", err)
 	}
 }
 
