@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.etcd.io/etcd/server/v3/etcdmain"
@@ -61,7 +63,39 @@ func runKubectl(args []string) {
 func runEtcd(args []string) {
 	// etcdmain's gateway and grpc-proxy subcommands read os.Args rather
 	// than the slice they are given: make both say the same thing.
-	os.Args = append([]string{"etcd"}, args...)
+	os.Args = append([]string{"etcd"}, withLoneMemberTiming(args, os.Getenv)...)
 	etcdmain.Main(os.Args)
 	os.Exit(0)
+}
+
+// loneMemberTiming is raft's clock for an etcd that is its own cluster.
+// etcd's defaults (100 ms heartbeat, 1 s election timeout) are sized for
+// peers across a network; a lone member waits out a random part of that
+// timeout to elect itself, half a second on average, before it serves.
+// envtest starts one such etcd for every suite.
+var loneMemberTiming = []string{"--heartbeat-interval=10", "--election-timeout=100"}
+
+// withLoneMemberTiming adds loneMemberTiming to the arguments of an etcd
+// that will be alone, unless they or the environment (ETCD_*) set its
+// timing, its cluster or a configuration file, or name a subcommand.
+func withLoneMemberTiming(args []string, getenv func(string) string) []string {
+	settings := []string{"heartbeat-interval", "election-timeout", "initial-cluster", "discovery", "config-file"}
+	for _, setting := range settings {
+		if getenv("ETCD_"+strings.ToUpper(strings.ReplaceAll(setting, "-", "_"))) != "" {
+			return args
+		}
+	}
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args
+	}
+	for _, arg := range args {
+		if !strings.HasPrefix(arg, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if slices.Contains(settings, name) || strings.HasPrefix(name, "discovery") || slices.Contains([]string{"h", "help", "version"}, name) {
+			return args
+		}
+	}
+	return append(append([]string{}, loneMemberTiming...), args...)
 }

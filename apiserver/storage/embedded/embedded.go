@@ -87,6 +87,9 @@ func start(ctx context.Context, cfg Config) (*Etcd, error) {
 	ec.ListenPeerUrls = []url.URL{*peerURL}
 	ec.AdvertisePeerUrls = []url.URL{*peerURL}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	// A lone member needs no network-sized raft clock: with etcd's
+	// defaults it waits about half a second to elect itself.
+	ec.TickMs, ec.ElectionMs = 10, 100
 	ec.UnsafeNoFsync = cfg.UnsafeNoFsync
 	if cfg.QuotaBackendBytes > 0 {
 		ec.QuotaBackendBytes = cfg.QuotaBackendBytes
