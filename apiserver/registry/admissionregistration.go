@@ -23,22 +23,23 @@ var admissionRegistrationV1 = admissionregistrationv1.SchemeGroupVersion
 // resources: webhook configurations and validating admission policies.
 func admissionRegistrationSpecs() []spec {
 	cluster := objectStrategy{}
+	cel := &admissionCEL{}
 	return []spec{
 		{gv: admissionRegistrationV1, resource: "mutatingwebhookconfigurations", kind: "MutatingWebhookConfiguration", categories: []string{"api-extensions"},
 			prefix:   "/registry/mutatingwebhookconfigurations",
 			newObj:   func() runtime.Object { return &admissionregistrationv1.MutatingWebhookConfiguration{} },
 			newList:  func() runtime.Object { return &admissionregistrationv1.MutatingWebhookConfigurationList{} },
-			strategy: webhookConfigurationStrategy{cluster}},
+			strategy: webhookConfigurationStrategy{cluster, cel}},
 		{gv: admissionRegistrationV1, resource: "validatingwebhookconfigurations", kind: "ValidatingWebhookConfiguration", categories: []string{"api-extensions"},
 			prefix:   "/registry/validatingwebhookconfigurations",
 			newObj:   func() runtime.Object { return &admissionregistrationv1.ValidatingWebhookConfiguration{} },
 			newList:  func() runtime.Object { return &admissionregistrationv1.ValidatingWebhookConfigurationList{} },
-			strategy: webhookConfigurationStrategy{cluster}},
+			strategy: webhookConfigurationStrategy{cluster, cel}},
 		{gv: admissionRegistrationV1, resource: "validatingadmissionpolicies", kind: "ValidatingAdmissionPolicy", categories: []string{"api-extensions"},
 			prefix:   "/registry/validatingadmissionpolicies",
 			newObj:   func() runtime.Object { return &admissionregistrationv1.ValidatingAdmissionPolicy{} },
 			newList:  func() runtime.Object { return &admissionregistrationv1.ValidatingAdmissionPolicyList{} },
-			strategy: validatingAdmissionPolicyStrategy{objectStrategy{tracksGeneration: true}}, status: statusStrategy{}},
+			strategy: validatingAdmissionPolicyStrategy{objectStrategy{tracksGeneration: true}, cel}, status: statusStrategy{}},
 		{gv: admissionRegistrationV1, resource: "validatingadmissionpolicybindings", kind: "ValidatingAdmissionPolicyBinding", categories: []string{"api-extensions"},
 			prefix:   "/registry/validatingadmissionpolicybindings",
 			newObj:   func() runtime.Object { return &admissionregistrationv1.ValidatingAdmissionPolicyBinding{} },
@@ -124,7 +125,10 @@ type webhookFields struct {
 // webhookConfigurationStrategy serves both webhook configuration kinds.
 // They have no status and no spec: generation moves with any change of the
 // webhooks.
-type webhookConfigurationStrategy struct{ objectStrategy }
+type webhookConfigurationStrategy struct {
+	objectStrategy
+	cel *admissionCEL
+}
 
 func (webhookConfigurationStrategy) Default(obj runtime.Object) {
 	switch c := obj.(type) {
@@ -159,7 +163,17 @@ func (webhookConfigurationStrategy) PrepareForUpdate(_ context.Context, obj, old
 }
 
 func (s webhookConfigurationStrategy) Validate(ctx context.Context, obj runtime.Object) field.ErrorList {
+	return s.validate(ctx, obj, nil)
+}
+
+// validate checks a configuration; stored are the matchConditions
+// expressions of the configuration it replaces.
+func (s webhookConfigurationStrategy) validate(ctx context.Context, obj runtime.Object, stored sets.Set[string]) field.ErrorList {
 	errs := s.objectStrategy.Validate(ctx, obj)
+	cel, err := s.cel.check(stored)
+	if err != nil {
+		return append(errs, err)
+	}
 	names := sets.New[string]()
 	webhooks := field.NewPath("webhooks")
 	switch c := obj.(type) {
@@ -169,7 +183,7 @@ func (s webhookConfigurationStrategy) Validate(ctx context.Context, obj runtime.
 				name: h.Name, client: h.ClientConfig, rules: h.Rules, failurePolicy: h.FailurePolicy, matchPolicy: h.MatchPolicy,
 				namespaceSelector: h.NamespaceSelector, objectSelector: h.ObjectSelector, sideEffects: h.SideEffects,
 				timeoutSeconds: h.TimeoutSeconds, admissionReviewVersions: h.AdmissionReviewVersions, matchConditions: h.MatchConditions,
-			}, names, webhooks.Index(i))...)
+			}, names, cel, webhooks.Index(i))...)
 			if h.ReinvocationPolicy != nil {
 				errs = append(errs, validateEnum(*h.ReinvocationPolicy, []admissionregistrationv1.ReinvocationPolicyType{
 					admissionregistrationv1.NeverReinvocationPolicy, admissionregistrationv1.IfNeededReinvocationPolicy}, webhooks.Index(i).Child("reinvocationPolicy"))...)
@@ -181,14 +195,29 @@ func (s webhookConfigurationStrategy) Validate(ctx context.Context, obj runtime.
 				name: h.Name, client: h.ClientConfig, rules: h.Rules, failurePolicy: h.FailurePolicy, matchPolicy: h.MatchPolicy,
 				namespaceSelector: h.NamespaceSelector, objectSelector: h.ObjectSelector, sideEffects: h.SideEffects,
 				timeoutSeconds: h.TimeoutSeconds, admissionReviewVersions: h.AdmissionReviewVersions, matchConditions: h.MatchConditions,
-			}, names, webhooks.Index(i))...)
+			}, names, cel, webhooks.Index(i))...)
 		}
 	}
 	return errs
 }
 
 func (s webhookConfigurationStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return append(validateMetaAccessorUpdate(obj, old), s.Validate(ctx, obj)...)
+	stored := sets.New[string]()
+	switch c := old.(type) {
+	case *admissionregistrationv1.MutatingWebhookConfiguration:
+		for _, h := range c.Webhooks {
+			for _, m := range h.MatchConditions {
+				stored.Insert(m.Expression)
+			}
+		}
+	case *admissionregistrationv1.ValidatingWebhookConfiguration:
+		for _, h := range c.Webhooks {
+			for _, m := range h.MatchConditions {
+				stored.Insert(m.Expression)
+			}
+		}
+	}
+	return append(validateMetaAccessorUpdate(obj, old), s.validate(ctx, obj, stored)...)
 }
 
 func setGeneration(obj runtime.Object, gen int64) {
@@ -199,7 +228,7 @@ func setGeneration(obj runtime.Object, gen int64) {
 
 // validateWebhook applies upstream's checks to one webhook; names collects
 // the names seen so far in the configuration.
-func validateWebhook(h webhookFields, names sets.Set[string], p *field.Path) field.ErrorList {
+func validateWebhook(h webhookFields, names sets.Set[string], cel *celCheck, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	switch {
 	case h.name == "":
@@ -232,7 +261,7 @@ func validateWebhook(h webhookFields, names sets.Set[string], p *field.Path) fie
 	errs = append(errs, validateAdmissionReviewVersions(h.admissionReviewVersions, p.Child("admissionReviewVersions"))...)
 	errs = append(errs, validateWebhookClientConfig(h.client, p.Child("clientConfig"))...)
 	errs = append(errs, validateMatchConditions(h.matchConditions, p.Child("matchConditions"))...)
-	return errs
+	return append(errs, cel.matchConditions(h.matchConditions, false, p.Child("matchConditions"))...)
 }
 
 // validateQualifiedWebhookName: webhook names are domain names with at
@@ -428,9 +457,8 @@ func validateRuleResources(resources []string, p *field.Path) field.ErrorList {
 	return errs
 }
 
-// validateMatchConditions checks names and the presence of expressions;
-// expressions are compiled when the configuration is used, and one that
-// does not compile fails the webhook's requests as upstream does.
+// validateMatchConditions checks names and the presence of expressions
+// (celCheck compiles them).
 func validateMatchConditions(conditions []admissionregistrationv1.MatchCondition, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if len(conditions) > maxMatchConditions {
@@ -455,7 +483,10 @@ func validateMatchConditions(conditions []admissionregistrationv1.MatchCondition
 	return errs
 }
 
-type validatingAdmissionPolicyStrategy struct{ objectStrategy }
+type validatingAdmissionPolicyStrategy struct {
+	objectStrategy
+	cel *admissionCEL
+}
 
 func (validatingAdmissionPolicyStrategy) Default(obj runtime.Object) {
 	policy := obj.(*admissionregistrationv1.ValidatingAdmissionPolicy)
@@ -481,7 +512,12 @@ func defaultMatchResources(m *admissionregistrationv1.MatchResources) {
 }
 
 func (s validatingAdmissionPolicyStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
-	policy := obj.(*admissionregistrationv1.ValidatingAdmissionPolicy)
+	return s.validate(obj.(*admissionregistrationv1.ValidatingAdmissionPolicy), nil)
+}
+
+// validate checks a policy; stored are the expressions of the policy it
+// replaces.
+func (s validatingAdmissionPolicyStrategy) validate(policy *admissionregistrationv1.ValidatingAdmissionPolicy, stored sets.Set[string]) field.ErrorList {
 	errs := s.validateMeta(&policy.ObjectMeta)
 	spec := policy.Spec
 	sp := field.NewPath("spec")
@@ -544,11 +580,16 @@ func (s validatingAdmissionPolicyStrategy) Validate(_ context.Context, obj runti
 			errs = append(errs, field.Required(vp.Child("expression"), "expression is not specified"))
 		}
 	}
-	return errs
+	cel, err := s.cel.check(stored)
+	if err != nil {
+		return append(errs, err)
+	}
+	return append(errs, cel.policy(&spec, sp)...)
 }
 
-func (s validatingAdmissionPolicyStrategy) ValidateUpdate(ctx context.Context, obj, old runtime.Object) field.ErrorList {
-	return append(validateMetaAccessorUpdate(obj, old), s.Validate(ctx, obj)...)
+func (s validatingAdmissionPolicyStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	stored := policyExpressions(&old.(*admissionregistrationv1.ValidatingAdmissionPolicy).Spec)
+	return append(validateMetaAccessorUpdate(obj, old), s.validate(obj.(*admissionregistrationv1.ValidatingAdmissionPolicy), stored)...)
 }
 
 func validateMatchResources(m *admissionregistrationv1.MatchResources, p *field.Path) field.ErrorList {

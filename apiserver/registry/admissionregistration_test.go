@@ -66,6 +66,18 @@ func TestWebhookConfigurationValidation(t *testing.T) {
 		{"duplicate match condition", func(h *admissionregistrationv1.ValidatingWebhook) {
 			h.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "a", Expression: "true"}, {Name: "a", Expression: "true"}}
 		}, []string{"FieldValueDuplicate webhooks[0].matchConditions[1].name"}},
+		{"match condition with the authorizer", func(h *admissionregistrationv1.ValidatingWebhook) {
+			h.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "a", Expression: "authorizer.group('').resource('pods').check('create').allowed()"}}
+		}, nil},
+		{"match condition does not compile", func(h *admissionregistrationv1.ValidatingWebhook) {
+			h.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "a", Expression: "object.metadata.name =="}}
+		}, []string{"FieldValueInvalid webhooks[0].matchConditions[0].expression"}},
+		{"match condition is not a bool", func(h *admissionregistrationv1.ValidatingWebhook) {
+			h.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "a", Expression: "'yes'"}}
+		}, []string{"FieldValueInvalid webhooks[0].matchConditions[0].expression"}},
+		{"match condition uses params", func(h *admissionregistrationv1.ValidatingWebhook) {
+			h.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "a", Expression: "params != null"}}
+		}, []string{"FieldValueInvalid webhooks[0].matchConditions[0].expression"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,4 +107,74 @@ func TestValidatingAdmissionPolicyBindingValidation(t *testing.T) {
 			expectErrors(t, create(t, r, b), tc.want...)
 		})
 	}
+}
+
+func TestValidatingAdmissionPolicyCompilesCEL(t *testing.T) {
+	r := resourceFor(t, "admissionregistration.k8s.io", "validatingadmissionpolicies")
+	policy := func(mutate func(*admissionregistrationv1.ValidatingAdmissionPolicySpec)) *admissionregistrationv1.ValidatingAdmissionPolicy {
+		p := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "p"},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+					},
+				}}},
+				Variables:   []admissionregistrationv1.Variable{{Name: "keys", Expression: "has(object.data) ? size(object.data) : 0"}},
+				Validations: []admissionregistrationv1.Validation{{Expression: "variables.keys < 3", MessageExpression: "'too many keys: ' + string(variables.keys)"}},
+			},
+		}
+		if mutate != nil {
+			mutate(&p.Spec)
+		}
+		return p
+	}
+	cases := []struct {
+		name   string
+		mutate func(*admissionregistrationv1.ValidatingAdmissionPolicySpec)
+		want   []string
+	}{
+		{"valid", nil, nil},
+		{"syntax error", func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+			s.Validations[0].Expression = "variables.keys <"
+		},
+			[]string{"FieldValueInvalid spec.validations[0].expression"}},
+		{"unknown variable", func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+			s.Validations[0].Expression = "variables.other < 3"
+		},
+			[]string{"FieldValueInvalid spec.validations[0].expression"}},
+		{"params without paramKind", func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+			s.Validations[0].Expression = "params.data.max == '1'"
+		},
+			[]string{"FieldValueInvalid spec.validations[0].expression"}},
+		{"params with paramKind", func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+			s.ParamKind = &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"}
+			s.Validations[0].Expression = "params != null"
+		}, nil},
+		{"message expression not a string", func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+			s.Validations[0].MessageExpression = "variables.keys"
+		},
+			[]string{"FieldValueInvalid spec.validations[0].messageExpression"}},
+		{"message expression with the authorizer", func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+			s.Validations[0].MessageExpression = "authorizer.group('').resource('pods').check('get').reason()"
+		}, []string{"FieldValueInvalid spec.validations[0].messageExpression"}},
+		{"variable error", func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) { s.Variables[0].Expression = "object.(" },
+			[]string{"FieldValueInvalid spec.variables[0].expression"}},
+		{"match condition", func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+			s.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "a", Expression: "request.userInfo.username"}}
+		}, []string{"FieldValueInvalid spec.matchConditions[0].expression"}},
+		{"audit annotation", func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+			s.AuditAnnotations = []admissionregistrationv1.AuditAnnotation{{Key: "k", ValueExpression: "1"}}
+		}, []string{"FieldValueInvalid spec.auditAnnotations[0].valueExpression"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			expectErrors(t, create(t, r, policy(tc.mutate)), tc.want...)
+		})
+	}
+	errs := create(t, r, policy(func(s *admissionregistrationv1.ValidatingAdmissionPolicySpec) {
+		s.Validations[0].Expression = "variables.keys <"
+	}))
+	expectDetail(t, errs, "spec.validations[0].expression", "compilation failed")
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -270,31 +271,83 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 			Expression: "authorizer.group('').resource('secrets').namespace(object.metadata.namespace).check('list').allowed()",
 			Message:    "only users who may list secrets",
 		}), nil, admissionregistrationv1.Deny)
-		role := &rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Name: "configmap-writer"},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "delete"}}},
-		}
-		if _, err := clients.RbacV1().Roles(ns).Create(t.Context(), role, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		bindingObj := &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "configmap-writer"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "writer"}},
-		}
-		if _, err := clients.RbacV1().RoleBindings(ns).Create(t.Context(), bindingObj, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := controlPlane.ConfigFor("writer")
-		if err != nil {
-			t.Fatal(err)
-		}
-		writer := kubernetes.NewForConfigOrDie(cfg)
-		_, err = createUntil(t, writer, ns, configMap("by-writer", nil, nil, nil), metav1.CreateOptions{}, refused)
+		writer := configMapWriter(t, ns)
+		_, err := createUntil(t, writer, ns, configMap("by-writer", nil, nil, nil), metav1.CreateOptions{}, refused)
 		wantStatus(t, err, metav1.StatusReasonInvalid,
 			fmt.Sprintf(`configmaps "by-writer" is forbidden: ValidatingAdmissionPolicy '%s' with binding '%s-binding' denied request: only users who may list secrets`, name, name))
 		if _, err := clients.CoreV1().ConfigMaps(ns).Create(t.Context(), configMap("by-admin", nil, nil, nil), metav1.CreateOptions{}); err != nil {
 			t.Errorf("the admin, who may list secrets, was refused: %v", err)
 		}
 	})
+}
+
+// configMapWriter is a client for a user who may create and delete
+// configmaps in ns, and nothing else.
+func configMapWriter(t *testing.T, ns string) kubernetes.Interface {
+	t.Helper()
+	clients := controlPlane.Clientset()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "configmap-writer"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "delete"}}},
+	}
+	if _, err := clients.RbacV1().Roles(ns).Create(t.Context(), role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "configmap-writer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "writer"}},
+	}
+	if _, err := clients.RbacV1().RoleBindings(ns).Create(t.Context(), binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := controlPlane.ConfigFor("writer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// TestWebhookMatchConditions: matchConditions are compiled when the
+// configuration is written (an expression that does not compile is
+// refused with its field), and may ask the authorizer about the user.
+func TestWebhookMatchConditions(t *testing.T) {
+	server, rec := startAdmissionServer(t)
+	clients := controlPlane.Clientset()
+	ns := controlPlane.CreateNamespace(t)
+
+	broken := hookFor{name: "deny.tower.dev", url: server.URL + "/deny", caBundle: server.CABundle, ns: ns}.validating(func(h *admissionregistrationv1.ValidatingWebhook) {
+		h.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "broken", Expression: "object.metadata.name =="}}
+	})
+	_, err := clients.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(t.Context(), &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: ns}, Webhooks: []admissionregistrationv1.ValidatingWebhook{broken},
+	}, metav1.CreateOptions{})
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || len(status.Status().Details.Causes) != 1 ||
+		status.Status().Details.Causes[0].Field != "webhooks[0].matchConditions[0].expression" ||
+		!strings.Contains(err.Error(), `Invalid value: "object.metadata.name ==": compilation failed: ERROR: <input>:1:24: Syntax error`) {
+		t.Errorf("create with a matchCondition that does not compile: %v, want Invalid at webhooks[0].matchConditions[0].expression", err)
+	}
+
+	createValidatingConfig(t, hookFor{name: "deny.tower.dev", url: server.URL + "/deny", caBundle: server.CABundle, ns: ns}.validating(func(h *admissionregistrationv1.ValidatingWebhook) {
+		h.MatchConditions = []admissionregistrationv1.MatchCondition{{
+			Name:       "cannot-list-secrets",
+			Expression: "!authorizer.group('').resource('secrets').namespace(object.metadata.namespace).check('list').allowed()",
+		}}
+	}))
+	writer := configMapWriter(t, ns)
+	_, err = createUntil(t, writer, ns, configMap("by-writer", nil, nil, nil), metav1.CreateOptions{}, func(_ *corev1.ConfigMap, err error) bool {
+		return err != nil && strings.Contains(err.Error(), "admission webhook")
+	})
+	want := `admission webhook "deny.tower.dev" denied the request: configmaps named by-writer are not welcome`
+	if !apierrors.IsForbidden(err) || err.Error() != want {
+		t.Fatalf("writer's create: %v, want %q", err, want)
+	}
+	calls := len(rec.received("/deny"))
+	if _, err := clients.CoreV1().ConfigMaps(ns).Create(t.Context(), configMap("by-admin", nil, nil, nil), metav1.CreateOptions{}); err != nil {
+		t.Errorf("the admin, who may list secrets, was sent to the webhook: %v", err)
+	}
+	if got := len(rec.received("/deny")); got != calls {
+		t.Errorf("webhook called %d more times for the admin's create; the matchCondition excludes it", got-calls)
+	}
 }
