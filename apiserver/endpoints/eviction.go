@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	policyv1beta1 "k8s.io/api/policy/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -43,8 +44,8 @@ var podDisruptionBudgets = policyv1.SchemeGroupVersion.WithResource("poddisrupti
 // compare-and-swap on the budget and recorded in status.disruptedPods before
 // the pod is deleted with the eviction's deleteOptions.
 func (q *request) evict(ctx context.Context) {
-	eviction := &policyv1.Eviction{}
-	if err := q.decodeBodyInto(policyv1.SchemeGroupVersion.WithKind("Eviction"), eviction); err != nil {
+	eviction, err := q.decodeEviction()
+	if err != nil {
 		q.fail(err)
 		return
 	}
@@ -76,6 +77,24 @@ func (q *request) evict(ctx context.Context) {
 		return
 	}
 	q.respond(ctx, http.StatusCreated, createdStatus())
+}
+
+// decodeEviction reads the body as a policy/v1 Eviction, or as a
+// policy/v1beta1 one, which kube-apiserver still accepts on pods/eviction
+// (older clients, kubectl drain against old servers, send it).
+func (q *request) decodeEviction() (*policyv1.Eviction, error) {
+	gvk := policyv1.SchemeGroupVersion.WithKind("Eviction")
+	obj, err := q.decodeBodyAs(gvk, nil)
+	if err != nil {
+		return nil, err
+	}
+	switch e := obj.(type) {
+	case *policyv1.Eviction:
+		return e, nil
+	case *policyv1beta1.Eviction:
+		return &policyv1.Eviction{ObjectMeta: e.ObjectMeta, DeleteOptions: e.DeleteOptions}, nil
+	}
+	return nil, cannotHandle(gvk, fmt.Errorf("the body is a %s", obj.GetObjectKind().GroupVersionKind()))
 }
 
 // evictionDeleteOptions are the eviction's deleteOptions with the request's
@@ -230,40 +249,39 @@ func (q *request) budgetsFor(ctx context.Context, pod *corev1.Pod) ([]policyv1.P
 	return out, nil
 }
 
-// takeDisruption takes one disruption from the budget's status with a
-// compare-and-swap on the stored budget, re-deciding on its newest state
-// when another eviction or the disruption controller wrote in between.
+// takeDisruption takes one disruption from the budget's status through
+// poddisruptionbudgets/status, as kube-apiserver's eviction handler does
+// through its loopback client: the status strategy, validation, admission
+// (as the server) and managedFields apply, and the compare-and-swap
+// re-decides on the newest budget when another eviction or the disruption
+// controller wrote in between.
 func (q *request) takeDisruption(ctx context.Context, pdb *policyv1.PodDisruptionBudget, podName string, dryRun bool) error {
-	budgets := q.peers[podDisruptionBudgets]
-	key := budgets.KeyPrefix + "/" + pdb.Namespace + "/" + pdb.Name
-	err := budgets.Store.GuaranteedUpdate(ctx, key, &policyv1.PodDisruptionBudget{}, false, nil, func(current runtime.Object) (runtime.Object, error) {
-		pdb, ok := current.(*policyv1.PodDisruptionBudget)
+	budget, ctx, ok := q.asServer(ctx, podDisruptionBudgets, pdb.Namespace, pdb.Name, "status")
+	if !ok {
+		return fmt.Errorf("poddisruptionbudgets are not served")
+	}
+	opts := writeOptions{dryRun: dryRun, validation: metav1.FieldValidationIgnore, manager: serverFieldManager}
+	_, err := budget.updateObject(ctx, func(current runtime.Object) (runtime.Object, error) {
+		stored, ok := current.(*policyv1.PodDisruptionBudget)
 		if !ok {
-			return nil, fmt.Errorf("poddisruptionbudget %s is a %T", key, current)
+			return nil, fmt.Errorf("poddisruptionbudget %s/%s is a %T", pdb.Namespace, pdb.Name, current)
 		}
-		pdb = pdb.DeepCopy()
-		if err := checkDisruptionAllowed(pdb); err != nil {
+		if err := checkDisruptionAllowed(stored); err != nil {
 			return nil, err
 		}
-		pdb.Status.DisruptionsAllowed--
-		if pdb.Status.DisruptionsAllowed == 0 {
-			setDisruptionAllowedCondition(pdb)
+		updated := stored.DeepCopy()
+		updated.Status.DisruptionsAllowed--
+		if updated.Status.DisruptionsAllowed == 0 {
+			setDisruptionAllowedCondition(updated)
 		}
-		if dryRun {
-			return nil, errDryRun{obj: pdb}
+		if updated.Status.DisruptedPods == nil {
+			updated.Status.DisruptedPods = map[string]metav1.Time{}
 		}
-		if pdb.Status.DisruptedPods == nil {
-			pdb.Status.DisruptedPods = map[string]metav1.Time{}
-		}
-		pdb.Status.DisruptedPods[podName] = metav1.NewTime(time.Now())
-		return pdb, nil
-	}, nil)
-	var dry errDryRun
-	if errors.As(err, &dry) {
-		return nil
-	}
+		updated.Status.DisruptedPods[podName] = metav1.NewTime(time.Now())
+		return budget.track(current, updated, opts), nil
+	}, dryRun)
 	if err != nil {
-		return apiError(err, budgets.Resource.GroupResource(), pdb.Name)
+		return apiError(err, budget.gr(), pdb.Name)
 	}
 	return nil
 }
@@ -307,14 +325,15 @@ func setDisruptionAllowedCondition(pdb *policyv1.PodDisruptionBudget) {
 	})
 }
 
-// disruptAndDelete marks the pod with the DisruptionTarget condition and
-// deletes it with the eviction's options. The condition update honours the
-// options' preconditions, and a resourceVersion precondition moves to the
-// revision that update wrote.
+// disruptAndDelete marks the pod with the DisruptionTarget condition
+// through pods/status and deletes it with the eviction's options, both
+// below admission as upstream's eviction handler writes them through its
+// store. The condition update honours the options' preconditions, and a
+// resourceVersion precondition moves to the revision that update wrote.
 func (q *request) disruptAndDelete(ctx context.Context, options *metav1.DeleteOptions) error {
 	if len(options.DryRun) == 0 {
-		out := &corev1.Pod{}
-		err := q.Store.GuaranteedUpdate(ctx, q.key(q.info.Name), out, false, nil, func(current runtime.Object) (runtime.Object, error) {
+		status := q.inStorage("status")
+		out, err := status.updateObject(ctx, func(current runtime.Object) (runtime.Object, error) {
 			if err := checkPreconditions(current, options.Preconditions); err != nil {
 				return nil, err
 			}
@@ -325,15 +344,19 @@ func (q *request) disruptAndDelete(ctx context.Context, options *metav1.DeleteOp
 			pod = pod.DeepCopy()
 			setDisruptionTarget(pod)
 			return pod, nil
-		}, nil)
+		}, false)
 		if err != nil {
 			return err
 		}
 		if !resourceVersionUnset(options) {
-			options = withResourceVersion(options, out.ResourceVersion)
+			m, err := apimeta.Accessor(out)
+			if err != nil {
+				return err
+			}
+			options = withResourceVersion(options, m.GetResourceVersion())
 		}
 	}
-	_, _, err := q.deleteObject(ctx, q.info.Name, options)
+	_, _, err := q.inStorage("").deleteObject(ctx, q.info.Name, options)
 	return err
 }
 

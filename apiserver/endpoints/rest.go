@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"tower.dev/tower/apiserver/admission"
+	"tower.dev/tower/apiserver/authentication"
 	"tower.dev/tower/apiserver/registry"
 	"tower.dev/tower/apiserver/storage"
 )
@@ -46,6 +47,11 @@ type Scope struct {
 	// converts them between their versions for field management, whose
 	// managers then also accept fields the schema leaves open.
 	CustomResourceConvertor runtime.ObjectConvertor
+	// ServerUser is the API server's own identity (kube-apiserver's
+	// loopback user): writes a handler makes to another resource on a
+	// client's behalf, as pods/eviction's to the disruption budget, are
+	// admitted as this user.
+	ServerUser *authentication.User
 }
 
 // optionsVersion is where the server's scheme registers the meta option
@@ -96,11 +102,76 @@ type request struct {
 	fields *fieldManagers
 	info   *RequestInfo
 	// peers are all served endpoints, for handlers that read or write
-	// another resource (pods/eviction updates PodDisruptionBudgets).
-	peers map[schema.GroupVersionResource]*Endpoint
-	w     http.ResponseWriter
-	r     *http.Request
+	// another resource (pods/eviction updates PodDisruptionBudgets), and
+	// peerFields their field managers.
+	peers      map[schema.GroupVersionResource]*Endpoint
+	peerFields map[schema.GroupVersionResource]*fieldManagers
+	// skipAdmission marks a write the server makes below the admission
+	// layer (see inStorage).
+	skipAdmission bool
+	w             http.ResponseWriter
+	r             *http.Request
 }
+
+// serverFieldManager names the API server in the managedFields of the
+// objects it writes itself, as kube-apiserver's loopback client's user
+// agent does.
+const serverFieldManager = "kube-apiserver"
+
+// asServer is a write the API server makes to another resource on behalf
+// of q, as kube-apiserver does through its loopback client: the returned
+// request takes the normal update path of that resource (strategy,
+// validation, admission, managedFields) and ctx carries the server's own
+// identity.
+func (q *request) asServer(ctx context.Context, gvr schema.GroupVersionResource, namespace, name, subresource string) (*request, context.Context, bool) {
+	peer, ok := q.peer(gvr, namespace, name, subresource)
+	if !ok {
+		return nil, ctx, false
+	}
+	peer.fields = q.peerFields[gvr]
+	if q.scope.ServerUser != nil {
+		ctx = authentication.WithUser(ctx, q.scope.ServerUser)
+	}
+	return peer, ctx, true
+}
+
+// inStorage is a write q's handler makes to its own object below the
+// admission layer, as kube-apiserver's eviction handler writes and deletes
+// the pod through its store: strategy, validation and preconditions apply;
+// admission and managedFields, which belong to handlers, do not.
+func (q *request) inStorage(subresource string) *request {
+	peer, _ := q.peer(q.Resource.GroupVersionResource, q.info.Namespace, q.info.Name, subresource)
+	peer.skipAdmission = true
+	return peer
+}
+
+// peer is a request to a served resource made from within q's handler;
+// its admission warnings are not the client's, so they are dropped.
+func (q *request) peer(gvr schema.GroupVersionResource, namespace, name, subresource string) (*request, bool) {
+	endpoint, ok := q.peers[gvr]
+	if !ok {
+		return nil, false
+	}
+	return &request{
+		Endpoint: endpoint,
+		scope:    q.scope,
+		info: &RequestInfo{
+			Verb: "update", APIPrefix: q.info.APIPrefix, GroupVersion: gvr.GroupVersion(),
+			Namespace: namespace, Resource: gvr.Resource, Name: name, Subresource: subresource,
+		},
+		peers:      q.peers,
+		peerFields: q.peerFields,
+		w:          discardHeaders{header: http.Header{}},
+		r:          q.r,
+	}, true
+}
+
+// discardHeaders collects the headers of a write no client sees.
+type discardHeaders struct{ header http.Header }
+
+func (d discardHeaders) Header() http.Header       { return d.header }
+func (discardHeaders) Write(b []byte) (int, error) { return len(b), nil }
+func (discardHeaders) WriteHeader(int)             {}
 
 func (q *request) gr() schema.GroupResource { return q.Resource.GroupResource() }
 
@@ -134,7 +205,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, info *RequestInf
 		writeError(w, r, h.scope.Codecs, newStatusError(http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource"))
 		return
 	}
-	q := &request{Endpoint: endpoint, scope: h.scope, fields: h.fields[endpoint.Resource.GroupVersionResource], info: info, peers: h.endpoints, w: w, r: r}
+	q := &request{Endpoint: endpoint, scope: h.scope, fields: h.fields[endpoint.Resource.GroupVersionResource], info: info, peers: h.endpoints, peerFields: h.fields, w: w, r: r}
 	res := endpoint.Resource
 	if info.Namespace != "" && !res.Namespaced && info.Resource != "namespaces" {
 		q.fail(newStatusError(http.StatusNotFound, metav1.StatusReasonNotFound, "the server could not find the requested resource"))
@@ -343,18 +414,32 @@ func (q *request) decodeBody(validation string) (runtime.Object, []string, error
 // decodeBodyInto decodes the body as a fixed kind (a subresource's Scale
 // or Binding), with kube-apiserver's 400 for a body that is not one.
 func (q *request) decodeBodyInto(gvk schema.GroupVersionKind, into runtime.Object) error {
+	_, err := q.decodeBodyAs(gvk, into)
+	return err
+}
+
+// decodeBodyAs decodes the body with gvk filling in what it leaves out:
+// into the given object, or into a new one of the body's own kind when
+// into is nil.
+func (q *request) decodeBodyAs(gvk schema.GroupVersionKind, into runtime.Object) (runtime.Object, error) {
 	body, err := q.readBody()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	info, err := negotiateInput(q.r, q.scope.Codecs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, _, err := info.Serializer.Decode(body, &gvk, into); err != nil {
-		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
+	obj, _, err := info.Serializer.Decode(body, &gvk, into)
+	if err != nil {
+		return nil, cannotHandle(gvk, err)
 	}
-	return nil
+	return obj, nil
+}
+
+// cannotHandle is kube-apiserver's 400 for a body that is not a gvk.
+func cannotHandle(gvk schema.GroupVersionKind, err error) error {
+	return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, gvk.Kind, err))
 }
 
 func (q *request) readBody() ([]byte, error) {

@@ -134,7 +134,7 @@ func (q *request) admit(ctx context.Context, op admission.Operation, obj, old ru
 		OldObject:   old,
 		DryRun:      dryRun,
 	}
-	if q.scope.Admission == nil {
+	if q.scope.Admission == nil || q.skipAdmission {
 		return attrs, nil
 	}
 	err := q.scope.Admission.Admit(ctx, attrs)
@@ -143,7 +143,7 @@ func (q *request) admit(ctx context.Context, op admission.Operation, obj, old ru
 }
 
 func (q *request) validateAdmission(ctx context.Context, attrs *admission.Attributes) error {
-	if q.scope.Admission == nil {
+	if q.scope.Admission == nil || q.skipAdmission {
 		return nil
 	}
 	err := q.scope.Admission.Validate(ctx, attrs)

@@ -45,6 +45,7 @@ func (a *api) handler(log logr.Logger) (http.Handler, error) {
 		Parameters:        runtime.NewParameterCodec(a.scheme),
 		Scheme:            a.scheme,
 		TypeConverter:     a.typeConverter,
+		ServerUser:        a.loopback.user,
 	}
 	kubeletTransport, err := endpoints.NewKubeletTransport(a.options.KubeletClientCertFile, a.options.KubeletClientKeyFile, a.options.KubeletCertificateAuthority)
 	if err != nil {

@@ -3,10 +3,12 @@ package integration
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	policyv1beta1 "k8s.io/api/policy/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -146,6 +148,18 @@ func TestEvictionHonoursBudget(t *testing.T) {
 	if len(pdb.Status.Conditions) != 1 || pdb.Status.Conditions[0].Reason != policyv1.InsufficientPodsReason || pdb.Status.Conditions[0].Status != metav1.ConditionFalse {
 		t.Errorf("conditions = %+v, want DisruptionAllowed=False InsufficientPods", pdb.Status.Conditions)
 	}
+	// The budget was written through its status subresource by the
+	// server itself, as kube-apiserver's loopback client writes it.
+	var serverEntry *metav1.ManagedFieldsEntry
+	for i, e := range pdb.ManagedFields {
+		if e.Manager == "kube-apiserver" {
+			serverEntry = &pdb.ManagedFields[i]
+		}
+	}
+	if serverEntry == nil || serverEntry.Subresource != "status" || serverEntry.Operation != metav1.ManagedFieldsOperationUpdate ||
+		!strings.Contains(string(serverEntry.FieldsV1.Raw), `"f:disruptedPods"`) {
+		t.Errorf("managedFields = %+v, want kube-apiserver's status update owning disruptedPods", pdb.ManagedFields)
+	}
 
 	expectBudgetViolation(t, f.evict("web-2", nil), "The disruption budget web needs 2 healthy pods and has 3 currently")
 	if pod, err := f.getPod("web-2"); err != nil || pod.DeletionTimestamp != nil {
@@ -208,6 +222,31 @@ func TestEvictionWithoutBudget(t *testing.T) {
 	err = f.clientset.PolicyV1().Evictions(f.ns).Evict(f.ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "other", Namespace: f.ns}})
 	if !apierrors.IsNotFound(err) {
 		t.Errorf("eviction of a missing pod: %v, want NotFound", err)
+	}
+}
+
+// TestEvictionV1beta1Body: pods/eviction takes a policy/v1beta1 Eviction
+// as kube-apiserver does, and refuses a body of another kind with a 400.
+func TestEvictionV1beta1Body(t *testing.T) {
+	f := newEvictionFixture(t)
+	f.pod("old-client", map[string]string{"app": "old"}, corev1.PodRunning, true)
+	err := f.clientset.PolicyV1beta1().Evictions(f.ns).Evict(f.ctx, &policyv1beta1.Eviction{
+		ObjectMeta:    metav1.ObjectMeta{Name: "old-client", Namespace: f.ns},
+		DeleteOptions: &metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](7)},
+	})
+	if err != nil {
+		t.Fatalf("policy/v1beta1 eviction: %v", err)
+	}
+	pod, err := f.getPod("old-client")
+	if err != nil || pod.DeletionTimestamp == nil || pod.DeletionGracePeriodSeconds == nil || *pod.DeletionGracePeriodSeconds != 7 {
+		t.Fatalf("pod after a policy/v1beta1 eviction with a 7 s grace period: %v %+v", err, pod)
+	}
+
+	body := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"old-client"}}`
+	err = f.clientset.CoreV1().RESTClient().Post().Namespace(f.ns).Resource("pods").Name("old-client").SubResource("eviction").
+		SetHeader("Content-Type", "application/json").Body([]byte(body)).Do(f.ctx).Error()
+	if !apierrors.IsBadRequest(err) {
+		t.Errorf("eviction with a Pod body: %v, want 400", err)
 	}
 }
 
