@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -68,7 +69,7 @@ var controlPlaneRows = []string{
 // the scheduler binds sc.pods pending pods over sc.nodes nodes, (b) how
 // long a Deployment of sc.replicas takes from create to all pods Running,
 // and (c) the managers' memory at the end.
-func benchmarkControlPlane(ctx context.Context, sc controlPlaneScale, towerBin, dir string) (measurement, error) {
+func benchmarkControlPlane(ctx context.Context, sc controlPlaneScale, prof *profiler, towerBin, dir string) (measurement, error) {
 	log := logr.FromContextOrDiscard(ctx)
 	c, err := startCluster(ctx, framework.TowerBinaries(towerBin), dir)
 	if err != nil {
@@ -90,13 +91,13 @@ func benchmarkControlPlane(ctx context.Context, sc controlPlaneScale, towerBin, 
 		}
 		return p, err
 	}
-	result, err := runControlPlane(ctx, log, c, sc, start)
+	result, err := runControlPlane(ctx, log, c, sc, prof, start)
 	return result, errors.Join(err, stop())
 }
 
 type startFunc func(name string, args ...string) (*framework.Process, error)
 
-func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc controlPlaneScale, start startFunc) (measurement, error) {
+func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc controlPlaneScale, prof *profiler, start startFunc) (measurement, error) {
 	result := measurement{}
 	log.Info("starting simulated nodes", "nodes", sc.nodes)
 	began := time.Now()
@@ -141,11 +142,17 @@ func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc contro
 	if err != nil {
 		return nil, err
 	}
-	began = time.Now()
-	sched, err := start("scheduler", "scheduler")
+	schedulerArgs, schedulerProfiles, err := profiledManager(prof, "scheduler")
 	if err != nil {
 		return nil, err
 	}
+	began = time.Now()
+	sched, err := start("scheduler", schedulerArgs...)
+	if err != nil {
+		return nil, err
+	}
+	prof.capture(ctx, "apiserver-scheduling", apiServerProfiles(c.clientset))
+	prof.capture(ctx, "scheduler", schedulerProfiles)
 	if err := waitFor(ctx, "all pods bound", func(context.Context) (bool, error) {
 		return pods.count(func(r *podRecord) bool { return !r.bound.IsZero() }) == sc.pods, nil
 	}); err != nil {
@@ -168,6 +175,9 @@ func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc contro
 	result["apiserver CPU s/1000 pods scheduled"] = apiserverCPU.Seconds() / thousands
 	result["etcd CPU s/1000 pods scheduled"] = etcdCPU.Seconds() / thousands
 	log.Info("scheduled", "pods/s", result["scheduler throughput pods/s"])
+	if err := prof.wait(); err != nil {
+		return nil, err
+	}
 
 	// (b) A Deployment from create to every pod Running, with the
 	// simulated nodes back and (a)'s pods gone.
@@ -185,20 +195,15 @@ func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc contro
 		return nil, err
 	}
 	log.Info("starting the controller manager")
-	cm, err := start("controller-manager", "controller-manager")
+	cmArgs, cmProfiles, err := profiledManager(prof, "controller-manager")
+	if err != nil {
+		return nil, err
+	}
+	cm, err := start("controller-manager", cmArgs...)
 	if err != nil {
 		return nil, err
 	}
 	if err := createNamespace(ctx, c.clientset, deploymentNamespace); err != nil {
-		return nil, err
-	}
-	// Pods need the namespace's default ServiceAccount; creating the
-	// Deployment before it exists would time the ServiceAccount
-	// controller too.
-	if err := waitFor(ctx, "default ServiceAccount", func(ctx context.Context) (bool, error) {
-		_, err := c.clientset.CoreV1().ServiceAccounts(deploymentNamespace).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
 		return nil, err
 	}
 	running, err := trackPods(ctx, c.clientset, deploymentNamespace)
@@ -208,6 +213,8 @@ func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc contro
 	defer running.stop()
 	log.Info("creating deployment", "replicas", sc.replicas)
 	began = time.Now()
+	prof.capture(ctx, "apiserver-deployment", apiServerProfiles(c.clientset))
+	prof.capture(ctx, "controller-manager", cmProfiles)
 	if _, err := c.clientset.AppsV1().Deployments(deploymentNamespace).Create(ctx, benchDeployment(int32(sc.replicas)), metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("creating deployment: %w", err)
 	}
@@ -217,6 +224,9 @@ func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc contro
 		return nil, err
 	}
 	result["deployment apply to all Running seconds"] = time.Since(began).Seconds()
+	if err := prof.wait(); err != nil {
+		return nil, err
+	}
 
 	// (c) Memory at the end, and the most it took.
 	for name, p := range map[string]*framework.Process{"controller-manager": cm, "scheduler": sched, "simulated nodes": sim} {
@@ -232,6 +242,19 @@ func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc contro
 		result[name+" peak RSS MiB"] = float64(peak) / (1 << 20)
 	}
 	return result, nil
+}
+
+// profiledManager returns the arguments that start a manager command,
+// with a metrics listener serving its profiles when prof is set.
+func profiledManager(prof *profiler, command string) ([]string, profileSource, error) {
+	if prof == nil {
+		return []string{command}, nil, nil
+	}
+	addr, err := freeLoopbackAddress()
+	if err != nil {
+		return nil, nil, err
+	}
+	return []string{command, "--metrics-bind-address=" + addr, "--profiling"}, listenerProfiles(addr), nil
 }
 
 func waitFor(ctx context.Context, what string, done func(context.Context) (bool, error)) error {
@@ -257,10 +280,17 @@ func readyNodes(ctx context.Context, cs kubernetes.Interface, want int) (bool, e
 	return ready >= want, nil
 }
 
+// createNamespace creates a namespace and its default ServiceAccount,
+// which ServiceAccount admission requires of pods: the scheduling phase
+// runs no controller manager to create it.
 func createNamespace(ctx context.Context, cs kubernetes.Interface, name string) error {
 	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	_, err = cs.CoreV1().ServiceAccounts(name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the default ServiceAccount of %s: %w", name, err)
 	}
 	return nil
 }

@@ -95,6 +95,11 @@ func run() int {
 	refDir := flag.String("ref", framework.DefaultReferenceDir(), "directory holding the reference bin/kube-apiserver and bin/etcd")
 	towerBin := flag.String("tower", "", "use this tower binary instead of building one")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, data) after the run")
+	profileDir := flag.String("profile", "", "write CPU and allocation profiles of the API server and managers, taken while the control-plane phases run, into this directory")
+	profileSeconds := flag.Int("profile-seconds", 5, "how long each -profile profile lasts, from the start of its phase")
+	nodes := flag.Int("nodes", 0, "control plane: simulated nodes, instead of the scale's")
+	pods := flag.Int("pods", 0, "control plane: pending pods to schedule, instead of the scale's")
+	replicas := flag.Int("replicas", 0, "control plane: the Deployment's replicas, instead of the scale's")
 	suite := flag.String("suite", "all", "which suite to run: apiserver, controlplane, all, or node (one real node: root and containerd)")
 	flag.Parse()
 	runAPIServer := *suite == "all" || *suite == "apiserver"
@@ -126,13 +131,26 @@ func run() int {
 	if *short {
 		sc, cpScale = shortScale, shortControlPlaneScale
 	}
+	for _, override := range []struct{ flag, field *int }{{nodes, &cpScale.nodes}, {pods, &cpScale.pods}, {replicas, &cpScale.replicas}} {
+		if *override.flag > 0 {
+			*override.field = *override.flag
+		}
+	}
 	if !runAPIServer {
 		sc = scale{}
 	}
 	if !runControlPlane {
 		cpScale = controlPlaneScale{}
 	}
-	if err := benchmark(ctx, sc, cpScale, *refDir, *towerBin, *keep); err != nil {
+	var prof *profiler
+	if *profileDir != "" {
+		if err := os.MkdirAll(*profileDir, 0o700); err != nil {
+			log.Error(err, "creating the profile directory")
+			return 1
+		}
+		prof = &profiler{dir: *profileDir, seconds: *profileSeconds}
+	}
+	if err := benchmark(ctx, sc, cpScale, prof, *refDir, *towerBin, *keep); err != nil {
 		log.Error(err, "benchmark failed")
 		return 1
 	}
@@ -141,7 +159,7 @@ func run() int {
 
 // benchmark runs the API server suite unless sc is zero and the control
 // plane suite unless cpScale is zero.
-func benchmark(ctx context.Context, sc scale, cpScale controlPlaneScale, refDir, towerBin string, keep bool) error {
+func benchmark(ctx context.Context, sc scale, cpScale controlPlaneScale, prof *profiler, refDir, towerBin string, keep bool) error {
 	dir, towerBin, cleanup, err := prepareRun(ctx, "tower-bench-", towerBin, keep)
 	if err != nil {
 		return err
@@ -153,7 +171,7 @@ func benchmark(ctx context.Context, sc scale, cpScale controlPlaneScale, refDir,
 		}
 	}
 	if cpScale.nodes > 0 {
-		result, err := benchmarkControlPlane(ctx, cpScale, towerBin, filepath.Join(dir, "controlplane"))
+		result, err := benchmarkControlPlane(ctx, cpScale, prof, towerBin, filepath.Join(dir, "controlplane"))
 		if err != nil {
 			return fmt.Errorf("control plane: %w", err)
 		}
