@@ -26,14 +26,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"tower.dev/tower/internal/kubeclient"
 )
 
 // DefaultSchedulerName is the schedulerName pods get by default.
@@ -59,7 +62,7 @@ type Options struct {
 type Scheduler struct {
 	client    client.Client
 	clientset kubernetes.Interface
-	recorder  recorder.EventRecorder
+	recorder  events.EventRecorder
 	cache     *Cache
 	name      string
 
@@ -76,14 +79,19 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	if o.Parallelism <= 0 {
 		o.Parallelism = 16
 	}
-	cs, err := kubernetes.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	// Every scheduled pod costs a binding and an event: both in protobuf.
+	cs, err := kubernetes.NewForConfigAndClient(kubeclient.Protobuf(mgr.GetConfig()), mgr.GetHTTPClient())
 	if err != nil {
 		return fmt.Errorf("building clientset: %w", err)
+	}
+	broadcaster := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
+	if err := mgr.Add(eventSink{broadcaster}); err != nil {
+		return fmt.Errorf("adding the event sink: %w", err)
 	}
 	s := &Scheduler{
 		client:        mgr.GetClient(),
 		clientset:     cs,
-		recorder:      mgr.GetEventRecorder(o.SchedulerName),
+		recorder:      broadcaster.NewRecorder(mgr.GetScheme(), o.SchedulerName),
 		cache:         NewCache(),
 		name:          o.SchedulerName,
 		unschedulable: map[types.NamespacedName]int{},
@@ -96,6 +104,24 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: o.Parallelism}).
 		Complete(s)
 }
+
+// eventSink sends the scheduler's events while the manager runs, also
+// before this instance leads (so none recorded early are lost), and
+// flushes them when it stops.
+type eventSink struct{ broadcaster events.EventBroadcaster }
+
+var _ manager.LeaderElectionRunnable = eventSink{}
+
+func (e eventSink) Start(ctx context.Context) error {
+	if err := e.broadcaster.StartRecordingToSinkWithContext(ctx); err != nil {
+		return fmt.Errorf("recording events: %w", err)
+	}
+	<-ctx.Done()
+	e.broadcaster.Shutdown()
+	return nil
+}
+
+func (eventSink) NeedLeaderElection() bool { return false }
 
 // Reconcile schedules one pod.
 func (s *Scheduler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {

@@ -34,6 +34,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"tower.dev/tower/internal/kubeclient"
 )
 
 // TypeLabel marks simulated nodes, so tests and users can select them.
@@ -138,7 +140,8 @@ func New(cfg Config) (*Simulator, error) {
 		rc.QPS, rc.Burst = 1000, 2000
 	}
 	cfg.RESTConfig = rc
-	cs, err := kubernetes.NewForConfig(rc)
+	// Pod status and Lease updates go in protobuf, as a kubelet's do.
+	cs, err := kubernetes.NewForConfig(kubeclient.Protobuf(rc))
 	if err != nil {
 		return nil, fmt.Errorf("simulator: building clientset: %w", err)
 	}
@@ -156,7 +159,7 @@ func New(cfg Config) (*Simulator, error) {
 		}
 		nodeConfig = rest.CopyConfig(nodeConfig)
 		nodeConfig.QPS, nodeConfig.Burst = rc.QPS, rc.Burst
-		if s.writers[name], err = kubernetes.NewForConfig(nodeConfig); err != nil {
+		if s.writers[name], err = kubernetes.NewForConfig(kubeclient.Protobuf(nodeConfig)); err != nil {
 			return nil, fmt.Errorf("simulator: clientset of node %s: %w", name, err)
 		}
 	}
