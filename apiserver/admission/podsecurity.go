@@ -60,6 +60,12 @@ func (p *PodSecurity) Validate(ctx context.Context, a *Attributes) error {
 	if a.Operation == Delete {
 		return nil
 	}
+	// As kube-apiserver's plugin: only pods, namespaces and workloads with a
+	// pod template are judged, so other writes cost no namespace lookup.
+	gr := a.Resource.GroupResource()
+	if gr != corev1.Resource("pods") && gr != corev1.Resource("namespaces") && !p.admission.PodSpecExtractor.HasPodSpec(gr) {
+		return nil
+	}
 	user := ""
 	if u, ok := authentication.UserFrom(ctx); ok {
 		user = u.Name
