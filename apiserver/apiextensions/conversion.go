@@ -109,6 +109,11 @@ func conversionFailure(err error) error {
 	}}
 }
 
+// StoresConverted: a write through a version other than the storage
+// version is answered with what was stored, read back through the served
+// version, as kube-apiserver answers it.
+func (c *storageCodec) StoresConverted() bool { return c.served != c.stored }
+
 func (c *storageCodec) Identifier() runtime.Identifier {
 	return runtime.Identifier("tower-custom-resource-json-" + c.served.String() + "-stored-as-" + c.stored.String())
 }

@@ -87,6 +87,30 @@ func (s *etcdStore) encode(obj runtime.Object) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// ConvertingCodec is a codec whose stored form may hold less than, or other
+// than, the object it encoded: custom resources served in a version other
+// than their storage version, converted and pruned on the way.
+type ConvertingCodec interface {
+	StoresConverted() bool
+}
+
+// answerWrite puts the written object with its new revision into out: obj
+// itself, or for a ConvertingCodec the stored data read back, which is
+// what kube-apiserver always answers a write with.
+func (s *etcdStore) answerWrite(out, obj runtime.Object, data []byte, rev int64) error {
+	if c, ok := s.codec.(ConvertingCodec); ok && c.StoresConverted() {
+		stored, err := s.decode(data, rev)
+		if err != nil {
+			return err
+		}
+		return SetInto(out, stored)
+	}
+	if err := SetInto(out, obj); err != nil {
+		return err
+	}
+	return SetResourceVersion(out, rev)
+}
+
 // SetResourceVersion sets metadata.resourceVersion to rev (0 clears it).
 func SetResourceVersion(obj runtime.Object, rev int64) error {
 	accessor, err := meta.Accessor(obj)
@@ -172,10 +196,7 @@ func (s *etcdStore) Create(ctx context.Context, key string, obj, out runtime.Obj
 	if !resp.Succeeded {
 		return NewError(ErrCodeKeyExists, key, "key exists")
 	}
-	if err := SetInto(out, obj); err != nil {
-		return err
-	}
-	return SetResourceVersion(out, resp.Header.Revision)
+	return s.answerWrite(out, obj, data, resp.Header.Revision)
 }
 
 func (s *etcdStore) Get(ctx context.Context, key string, opts GetOptions, out runtime.Object) error {
@@ -378,10 +399,7 @@ func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, out runtim
 			stateIsCurrent = true
 			continue
 		}
-		if err := SetInto(out, updated); err != nil {
-			return err
-		}
-		return SetResourceVersion(out, resp.Header.Revision)
+		return s.answerWrite(out, updated, data, resp.Header.Revision)
 	}
 }
 
