@@ -47,6 +47,10 @@ type Config struct {
 	RootDir string
 	// ImagesDir holds OCI archives imported at start; may be empty.
 	ImagesDir string
+	// RegistryHostsDir configures image pulls per registry in containerd's
+	// certs.d layout (<dir>/<host[:port]>/hosts.toml or ca.crt); empty
+	// uses each registry's defaults.
+	RegistryHostsDir string
 	// ManifestsDir holds static pod manifests, run without an API server
 	// and shown in it as mirror pods; empty runs none.
 	ManifestsDir string
@@ -130,6 +134,8 @@ type Agent struct {
 
 	// recorder posts the events kubelet would (hook failures, deadlines).
 	recorder record.EventRecorder
+	// imagePulls backs off failed image pulls.
+	imagePulls *imagePulls
 
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
@@ -163,7 +169,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("building client: %w", err)
 	}
-	rt, err := containers.Connect(ctx, cfg.ContainerdAddress, cfg.ContainerdNamespace)
+	rt, err := containers.Connect(ctx, cfg.ContainerdAddress, cfg.ContainerdNamespace, containers.WithRegistryHostsDir(cfg.RegistryHostsDir))
 	if err != nil {
 		return err
 	}
@@ -203,6 +209,8 @@ func Run(ctx context.Context, cfg Config) error {
 		version:   version,
 		startTime: time.Now(),
 		workers:   map[types.UID]*podWorker{},
+
+		imagePulls: newImagePulls(),
 	}
 	if cfg.ImagesDir != "" {
 		names, err := rt.ImportDirectory(ctx, cfg.ImagesDir)

@@ -81,8 +81,6 @@ type containerRecord struct {
 	lastState    corev1.ContainerState
 	restarts     restartBackoff
 	nextStart    time.Time
-	pulls        restartBackoff
-	nextPull     time.Time
 	// Probe results of the current run.
 	startup   probeState
 	liveness  probeState
@@ -403,17 +401,8 @@ func (w *podWorker) ensureContainer(ctx context.Context, pod *corev1.Pod, c *cor
 		if now.Before(rec.nextStart) {
 			return nil
 		}
-	case rec.state.Waiting != nil && isPullFailure(rec.state.Waiting.Reason):
-		if now.Before(rec.nextPull) {
-			rec.state = waiting("ImagePullBackOff", fmt.Sprintf("Back-off pulling image %q", c.Image))
-			return nil
-		}
 	}
 	return w.startContainer(ctx, pod, c, rec)
-}
-
-func isPullFailure(reason string) bool {
-	return reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "ErrImageNeverPull"
 }
 
 func waiting(reason, message string) corev1.ContainerState {
@@ -422,21 +411,10 @@ func waiting(reason, message string) corev1.ContainerState {
 
 func (w *podWorker) startContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, rec *containerRecord) error {
 	rt := w.agent.runtime
-	policy := c.ImagePullPolicy
-	image, err := rt.Image(ctx, c.Image, policy != corev1.PullNever, policy == corev1.PullAlways && !rec.everStarted)
-	if err != nil {
-		if policy == corev1.PullNever {
-			rec.state = waiting("ErrImageNeverPull", fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image))
-		} else {
-			rec.state = waiting("ErrImagePull", err.Error())
-		}
-		rec.nextPull = rec.pulls.exited(time.Time{}, time.Now())
-		if rec.nextPull.Before(time.Now().Add(initialBackoff)) {
-			rec.nextPull = time.Now().Add(initialBackoff)
-		}
+	image := w.ensureImage(ctx, pod, c, rec)
+	if image == nil {
 		return nil
 	}
-	rec.pulls = restartBackoff{}
 
 	if rec.id != "" {
 		if err := rt.Remove(ctx, rec.id); err != nil {

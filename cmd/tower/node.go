@@ -26,6 +26,10 @@ import (
 	"tower.dev/tower/nodeagent/simulator"
 )
 
+// defaultRegistryHostsDir is where containerd's own CRI plugin reads
+// registry host configuration, so a node set up for containerd pulls alike.
+const defaultRegistryHostsDir = "/etc/containerd/certs.d"
+
 // nodeOptions are the flags of `tower node`, shared with `tower up` where
 // they configure the local node.
 type nodeOptions struct {
@@ -34,6 +38,7 @@ type nodeOptions struct {
 	ContainerdAddress   string
 	ContainerdNamespace string
 	ImagesDir           string
+	RegistryHostsDir    string
 	ManifestsDir        string
 	PodCIDR             string
 	CNIBinDir           string
@@ -64,6 +69,7 @@ func newNodeOptions(dataDir string) *nodeOptions {
 		NodeName:             hostname,
 		DataDir:              dataDir,
 		ContainerdNamespace:  nodeagent.DefaultContainerdNamespace,
+		RegistryHostsDir:     defaultRegistryHostsDir,
 		PodCIDR:              "10.244.0.0/24",
 		Address:              "0.0.0.0",
 		Port:                 server.DefaultPort,
@@ -84,6 +90,7 @@ func (o *nodeOptions) addFlags(fs *pflag.FlagSet, up bool) {
 		fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the Node object this agent registers.")
 		fs.StringVar(&o.ImagesDir, "images-dir", o.ImagesDir, "Directory of OCI image archives (*.tar) imported at start.")
 	}
+	fs.StringVar(&o.RegistryHostsDir, "registry-hosts-dir", o.RegistryHostsDir, "Directory of per-registry configuration for image pulls in containerd's certs.d layout: <host[:port]>/hosts.toml (server, ca, client, skip_verify), or Docker's ca.crt and client .cert/.key files. Empty uses every registry's defaults.")
 	fs.StringVar(&o.ManifestsDir, "manifests-dir", o.ManifestsDir, "Directory of static pod manifests (one Pod per *.yaml, *.yml or *.json file), run without an API server and shown in it as mirror pods.")
 	fs.StringVar(&o.ManifestsDir, "pod-manifest-path", o.ManifestsDir, "Kubelet's name for --manifests-dir.")
 	fs.StringVar(&o.ContainerdAddress, "containerd-address", o.ContainerdAddress, "Socket of an existing containerd. Empty starts a private one under the data directory.")
@@ -220,6 +227,7 @@ func runNode(ctx context.Context, o *nodeOptions, config *rest.Config, out io.Wr
 		ContainerdNamespace:  o.ContainerdNamespace,
 		RootDir:              dataDir,
 		ImagesDir:            o.ImagesDir,
+		RegistryHostsDir:     o.RegistryHostsDir,
 		ManifestsDir:         o.ManifestsDir,
 		PodCIDR:              o.PodCIDR,
 		CNIBinDir:            o.CNIBinDir,

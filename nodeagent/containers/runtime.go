@@ -5,7 +5,6 @@ package containers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/core/remotes/docker/config"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -29,6 +30,9 @@ import (
 type Runtime struct {
 	client    *client.Client
 	namespace string
+	// registryHostsDir configures registries in containerd's certs.d
+	// layout; empty uses each registry's defaults.
+	registryHostsDir string
 
 	mu sync.Mutex
 	// stdio holds the standard streams of the containers this process
@@ -42,14 +46,29 @@ type taskStdio struct {
 	io      cio.IO
 }
 
+// Option configures a Runtime.
+type Option func(*Runtime)
+
+// WithRegistryHostsDir configures image pulls per registry from dir, laid
+// out as containerd's certs.d (and `ctr --hosts-dir`): dir/<host[:port]>/
+// holds a hosts.toml (mirrors, CA, client certificates, skip_verify), or
+// Docker's ca.crt and client .cert/.key files.
+func WithRegistryHostsDir(dir string) Option {
+	return func(r *Runtime) { r.registryHostsDir = dir }
+}
+
 // Connect dials containerd at address (a unix socket path) and scopes every
 // call to namespace.
-func Connect(ctx context.Context, address, namespace string) (*Runtime, error) {
+func Connect(ctx context.Context, address, namespace string, opts ...Option) (*Runtime, error) {
 	c, err := client.New(address, client.WithDefaultNamespace(namespace), client.WithTimeout(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to containerd at %s: %w", address, err)
 	}
-	return &Runtime{client: c, namespace: namespace, stdio: map[string]*taskStdio{}}, nil
+	r := &Runtime{client: c, namespace: namespace, stdio: map[string]*taskStdio{}}
+	for _, opt := range opts {
+		opt(r)
+	}
+	return r, nil
 }
 
 // Close stops copying the streams of the containers this process runs
@@ -132,33 +151,58 @@ func (r *Runtime) ImportDirectory(ctx context.Context, dir string) ([]string, er
 	return names, nil
 }
 
-// ErrImageNotPresent is returned by Image when the image is not in
-// containerd and may not be pulled.
-var ErrImageNotPresent = errors.New("image not present on the node")
+// Repository is the image's repository, normalized and without tag or
+// digest (busybox:1 becomes docker.io/library/busybox), as registry
+// credentials are looked up by it.
+func Repository(image string) (string, error) {
+	named, err := reference.ParseDockerRef(image)
+	if err != nil {
+		return "", fmt.Errorf("parsing image %q: %w", image, err)
+	}
+	return reference.TrimNamed(named).String(), nil
+}
 
-// Image returns the image, pulling it from its registry when pull is true
-// and it is missing (or always, when pull is true and always is true).
-// The returned ID is the image's config digest, as imageID reports it.
-func (r *Runtime) Image(ctx context.Context, ref string, pull, always bool) (client.Image, error) {
+// LocalImage returns the image when containerd has it; present is false
+// when it does not.
+func (r *Runtime) LocalImage(ctx context.Context, ref string) (image client.Image, present bool, err error) {
+	name, err := NormalizeImage(ref)
+	if err != nil {
+		return nil, false, err
+	}
+	image, err = r.client.GetImage(r.scoped(ctx), name)
+	switch {
+	case errdefs.IsNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("looking up image %s: %w", name, err)
+	}
+	return image, true, nil
+}
+
+// Credential authenticates an image pull to a registry.
+type Credential struct {
+	Username, Password string
+}
+
+// Pull fetches the image from its registry, authenticating with cred when
+// the registry asks and cred is not nil, and unpacks it.
+func (r *Runtime) Pull(ctx context.Context, ref string, cred *Credential) (client.Image, error) {
 	ctx = r.scoped(ctx)
 	name, err := NormalizeImage(ref)
 	if err != nil {
 		return nil, err
 	}
-	if !always {
-		image, err := r.client.GetImage(ctx, name)
-		switch {
-		case err == nil:
-			return image, nil
-		case !errdefs.IsNotFound(err):
-			return nil, fmt.Errorf("looking up image %s: %w", name, err)
-		case !pull:
-			return nil, fmt.Errorf("%s: %w", name, ErrImageNotPresent)
-		}
+	hosts := config.HostOptions{}
+	if r.registryHostsDir != "" {
+		hosts.HostDir = config.HostDirFromRoot(r.registryHostsDir)
 	}
-	image, err := r.client.Pull(ctx, name, client.WithPullUnpack)
+	if cred != nil {
+		hosts.Credentials = func(string) (string, string, error) { return cred.Username, cred.Password, nil }
+	}
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: config.ConfigureHosts(ctx, hosts)})
+	image, err := r.client.Pull(ctx, name, client.WithPullUnpack, client.WithResolver(resolver))
 	if err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", name, err)
+		return nil, fmt.Errorf("failed to pull and unpack image %q: %w", name, err)
 	}
 	return image, nil
 }
