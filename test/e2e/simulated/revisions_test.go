@@ -325,6 +325,25 @@ func TestDaemonSetRevisions(t *testing.T) {
 	kubectl(t, "patch", "daemonset/agent", "-n", ns, "-p", `{"spec":{"revisionHistoryLimit":0}}`)
 	expectControllerRevisions(t, ns, created, 2)
 	expectHistory(t, ns, "daemonset/agent", "4", "5")
+
+	// Foreground deletion waits for the pods and revisions it owns.
+	kubectl(t, "delete", "daemonset/agent", "-n", ns, "--cascade=foreground", "--timeout=60s")
+	expectCollected(t, ns)
+}
+
+// expectCollected waits until the namespace has no pods and no
+// controllerrevisions left: the garbage collector took what the deleted
+// workload owned.
+func expectCollected(t *testing.T, ns string) {
+	t.Helper()
+	eventually(t, rolloutTimeout, "pods and controllerrevisions collected", func(ctx context.Context) (bool, error) {
+		revisions, err := cluster.clientset.AppsV1().ControllerRevisions(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		pods, err := cluster.clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		return len(revisions.Items) == 0 && len(pods.Items) == 0, err
+	})
 }
 
 // TestStatefulSetRevisions rolls a StatefulSet through a partitioned
@@ -455,6 +474,9 @@ func TestStatefulSetRevisions(t *testing.T) {
 		s := got.Status
 		return s.CurrentRevision == rev1 && s.UpdateRevision != rev1 && s.UpdatedReplicas == 1 && s.CurrentReplicas == 2, nil
 	})
+
+	kubectl(t, "delete", "statefulset/db", "-n", ns)
+	expectCollected(t, ns)
 }
 
 // TestDeploymentRolloutHistory checks `kubectl rollout history
