@@ -54,7 +54,9 @@ type Config struct {
 	// ManifestsDir holds static pod manifests, run without an API server
 	// and shown in it as mirror pods; empty runs none.
 	ManifestsDir string
-	// PodCIDR is the node's pod subnet.
+	// PodCIDR is the node's pod subnet when node IPAM does not assign one:
+	// it is registered with a new Node and used until the Node has its
+	// own spec.podCIDR. Empty waits for node IPAM's.
 	PodCIDR string
 	// CNIBinDir holds the CNI plugins.
 	CNIBinDir string
@@ -92,9 +94,6 @@ type Config struct {
 func (c *Config) Defaults() {
 	if c.ContainerdNamespace == "" {
 		c.ContainerdNamespace = DefaultContainerdNamespace
-	}
-	if c.PodCIDR == "" {
-		c.PodCIDR = "10.244.0.0/24"
 	}
 	if c.CNIBinDir == "" {
 		c.CNIBinDir = podnet.DefaultBinDir
@@ -182,10 +181,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.HostNetNS != "" {
 		hostNetNSPath = filepath.Join("/run/netns", cfg.HostNetNS)
 	}
+	networkDir := filepath.Join(rootDir, "network")
+	// Until the API server says otherwise, pods (static ones, before it
+	// answers) take the configured subnet, else the one of the last run.
+	initialPodCIDR := cfg.PodCIDR
+	if initialPodCIDR == "" {
+		initialPodCIDR = readTrimmed(filepath.Join(networkDir, podCIDRFile))
+	}
 	network, err := podnet.New(podnet.Config{
 		BinDir:        cfg.CNIBinDir,
-		StateDir:      filepath.Join(rootDir, "network"),
-		PodCIDR:       cfg.PodCIDR,
+		StateDir:      networkDir,
+		PodCIDR:       initialPodCIDR,
 		Bridge:        cfg.Bridge,
 		HostNetNSPath: hostNetNSPath,
 	})
@@ -242,12 +248,13 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
-	log.Info("node registered", "containerd", version, "ip", nodeIP.String(), "podCIDR", cfg.PodCIDR)
-
 	background.Go(func() { a.heartbeat(ctx) })
 	var serveErr error
 	background.Go(func() { serveErr = nodeServer.Serve(ctx, listener) })
-	err = a.runPods(ctx)
+	if err = a.ensurePodCIDR(ctx); err == nil {
+		log.Info("node registered", "containerd", version, "ip", nodeIP.String(), "podCIDR", a.network.PodCIDR())
+		err = a.runPods(ctx)
+	}
 	background.Wait()
 	a.wg.Wait()
 	return errors.Join(err, serveErr)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -39,8 +40,10 @@ func (a *Agent) registerNode(ctx context.Context) error {
 	case apierrors.IsNotFound(err):
 		node = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName}}
 		a.applyNodeMeta(node)
-		node.Spec.PodCIDR = a.cfg.PodCIDR
-		node.Spec.PodCIDRs = []string{a.cfg.PodCIDR}
+		if a.cfg.PodCIDR != "" {
+			node.Spec.PodCIDR = a.cfg.PodCIDR
+			node.Spec.PodCIDRs = []string{a.cfg.PodCIDR}
+		}
 		if node, err = a.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("registering node %s: %w", a.cfg.NodeName, err)
 		}
@@ -53,6 +56,69 @@ func (a *Agent) registerNode(ctx context.Context) error {
 		}
 	}
 	return a.reportNodeStatus(ctx, node)
+}
+
+// podCIDRFile, in the network state directory, keeps the pod subnet of
+// the last run, so that static pods started before the API server answers
+// stay in it.
+const podCIDRFile = "pod-cidr"
+
+// podCIDRPollInterval is how often an agent waiting for node IPAM looks
+// at its Node.
+const podCIDRPollInterval = time.Second
+
+// ensurePodCIDR settles the node's pod subnet: the Node's spec.podCIDR
+// (node IPAM's, or one registered before), else the configured one; with
+// neither it waits until node IPAM assigns one.
+func (a *Agent) ensurePodCIDR(ctx context.Context) error {
+	log := logr.FromContextOrDiscard(ctx)
+	waiting := false
+	for {
+		node, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
+		if err != nil && ctx.Err() != nil {
+			return nil
+		}
+		cidr := a.cfg.PodCIDR
+		switch {
+		case err != nil:
+			log.Error(err, "reading the node for its pod CIDR")
+			cidr = ""
+		case node.Spec.PodCIDR != "":
+			cidr = node.Spec.PodCIDR
+		}
+		if cidr != "" {
+			return a.usePodCIDR(ctx, cidr)
+		}
+		if !waiting {
+			log.Info("waiting for node IPAM to assign the node's spec.podCIDR (or run with --pod-cidr)")
+			waiting = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(podCIDRPollInterval):
+		}
+	}
+}
+
+// usePodCIDR gives new pods addresses from cidr and remembers it.
+func (a *Agent) usePodCIDR(ctx context.Context, cidr string) error {
+	if current := a.network.PodCIDR(); current != cidr {
+		if current != "" {
+			logr.FromContextOrDiscard(ctx).Info("the node's pod CIDR differs from the one in use; new pods take the node's", "inUse", current, "node", cidr)
+		}
+		if err := a.network.SetPodCIDR(cidr); err != nil {
+			return err
+		}
+	}
+	dir := filepath.Join(a.cfg.RootDir, "network")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, podCIDRFile), []byte(cidr+"\n"), 0o600); err != nil {
+		return fmt.Errorf("recording the pod CIDR: %w", err)
+	}
+	return nil
 }
 
 func (a *Agent) applyNodeMeta(node *corev1.Node) {

@@ -26,6 +26,10 @@ import (
 	"tower.dev/tower/nodeagent/simulator"
 )
 
+// standalonePodCIDR is the local node's pod subnet under `tower up` when
+// its controller manager runs without node IPAM.
+const standalonePodCIDR = "10.244.0.0/24"
+
 // defaultRegistryHostsDir is where containerd's own CRI plugin reads
 // registry host configuration, so a node set up for containerd pulls alike.
 const defaultRegistryHostsDir = "/etc/containerd/certs.d"
@@ -70,7 +74,6 @@ func newNodeOptions(dataDir string) *nodeOptions {
 		DataDir:              dataDir,
 		ContainerdNamespace:  nodeagent.DefaultContainerdNamespace,
 		RegistryHostsDir:     defaultRegistryHostsDir,
-		PodCIDR:              "10.244.0.0/24",
 		Address:              "0.0.0.0",
 		Port:                 server.DefaultPort,
 		ContainerLogMaxSize:  "10Mi",
@@ -95,7 +98,7 @@ func (o *nodeOptions) addFlags(fs *pflag.FlagSet, up bool) {
 	fs.StringVar(&o.ManifestsDir, "pod-manifest-path", o.ManifestsDir, "Kubelet's name for --manifests-dir.")
 	fs.StringVar(&o.ContainerdAddress, "containerd-address", o.ContainerdAddress, "Socket of an existing containerd. Empty starts a private one under the data directory.")
 	fs.StringVar(&o.ContainerdNamespace, "containerd-namespace", o.ContainerdNamespace, "containerd namespace holding this node's containers.")
-	fs.StringVar(&o.PodCIDR, "pod-cidr", o.PodCIDR, "Subnet the node's pods get addresses from.")
+	fs.StringVar(&o.PodCIDR, "pod-cidr", o.PodCIDR, "Subnet the node's pods get addresses from when the controller manager's node IPAM does not assign one (the Node's spec.podCIDR wins when set). Empty waits for node IPAM.")
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "Directory of the CNI plugins (default /usr/lib/cni).")
 	fs.StringVar(&o.HostNetNS, "host-netns", o.HostNetNS, "Named network namespace (ip netns) standing for the node's host network; the pod bridge and routes go there instead of the host's own.")
 	fs.StringVar(&o.NodeIP, "node-ip", o.NodeIP, "The node's InternalIP. Empty picks the first global IPv4 address of the host network.")

@@ -23,6 +23,8 @@ import (
 	"tower.dev/tower/apiserver/authorization"
 	"tower.dev/tower/apiserver/pki"
 	"tower.dev/tower/apiserver/server"
+	"tower.dev/tower/controllers/manager"
+	"tower.dev/tower/controllers/nodeipam"
 )
 
 const (
@@ -88,6 +90,11 @@ func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) err
 	dataDir, err := filepath.Abs(o.DataDir)
 	if err != nil {
 		return fmt.Errorf("resolving --data-dir: %w", err)
+	}
+	// The local node takes its pod subnet from node IPAM (spec.podCIDR);
+	// with IPAM off it needs one of its own.
+	if o.Node != nil && o.Node.PodCIDR == "" && !manager.Enabled(o.Controllers, nodeipam.Name, true) {
+		o.Node.PodCIDR = standalonePodCIDR
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)

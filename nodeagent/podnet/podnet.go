@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/containerd/containerd/v2/pkg/netns"
 	"github.com/containernetworking/cni/libcni"
@@ -35,7 +36,8 @@ type Config struct {
 	// namespace mounts; one per agent, so agents sharing a machine do not
 	// hand out each other's addresses.
 	StateDir string
-	// PodCIDR is the node's pod subnet.
+	// PodCIDR is the node's pod subnet; empty until SetPodCIDR when the
+	// subnet is not known yet (node IPAM has not assigned it).
 	PodCIDR string
 	// Bridge is the name of the node's pod bridge.
 	Bridge string
@@ -47,15 +49,24 @@ type Config struct {
 
 // Network sets up and tears down pod network namespaces.
 type Network struct {
-	cfg    Config
-	cni    *libcni.CNIConfig
-	bridge *libcni.NetworkConfigList
+	cfg      Config
+	cni      *libcni.CNIConfig
+	loopback *libcni.NetworkConfigList
+
+	mu sync.RWMutex
+	// podCIDR is the subnet bridge and withPortmap hand out; empty until
+	// it is known.
+	podCIDR string
+	bridge  *libcni.NetworkConfigList
 	// withPortmap is the bridge followed by portmap, for pods with host
 	// ports; it also tears every pod down, since portmap's DEL removes
 	// nothing it did not add.
 	withPortmap *libcni.NetworkConfigList
-	loopback    *libcni.NetworkConfigList
 }
+
+// ErrNoPodCIDR is returned by Setup and Teardown before the node's pod
+// subnet is known.
+var ErrNoPodCIDR = errors.New("the node has no pod CIDR yet")
 
 // PortMapping publishes a pod's port on the node, as a container port's
 // hostPort asks.
@@ -74,9 +85,6 @@ type Sandbox struct {
 
 // New checks the configuration and the plugins it needs.
 func New(cfg Config) (*Network, error) {
-	if _, _, err := net.ParseCIDR(cfg.PodCIDR); err != nil {
-		return nil, fmt.Errorf("pod CIDR %q: %w", cfg.PodCIDR, err)
-	}
 	if cfg.BinDir == "" {
 		cfg.BinDir = DefaultBinDir
 	}
@@ -85,39 +93,72 @@ func New(cfg Config) (*Network, error) {
 			return nil, fmt.Errorf("CNI plugin %s missing in %s (apt-get install containernetworking-plugins): %w", plugin, cfg.BinDir, err)
 		}
 	}
+	loopback, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"loopback","plugins":[{"type":"loopback"}]}`))
+	if err != nil {
+		return nil, fmt.Errorf("loopback config: %w", err)
+	}
+	n := &Network{
+		cfg:      cfg,
+		cni:      libcni.NewCNIConfigWithCacheDir([]string{cfg.BinDir}, filepath.Join(cfg.StateDir, "cache"), nil),
+		loopback: loopback,
+	}
+	if cfg.PodCIDR != "" {
+		if err := n.SetPodCIDR(cfg.PodCIDR); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// PodCIDR is the subnet pods get addresses from; empty while unknown.
+func (n *Network) PodCIDR() string {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.podCIDR
+}
+
+// SetPodCIDR makes pods take their addresses from cidr (host-local IPAM
+// on the bridge); addresses already handed out stay with their pods.
+func (n *Network) SetPodCIDR(cidr string) error {
+	if _, _, err := net.ParseCIDR(cidr); err != nil {
+		return fmt.Errorf("pod CIDR %q: %w", cidr, err)
+	}
 	bridgePlugin := map[string]any{
 		"type":        "bridge",
-		"bridge":      cfg.Bridge,
+		"bridge":      n.cfg.Bridge,
 		"isGateway":   true,
 		"hairpinMode": true,
 		"ipam": map[string]any{
 			"type":    "host-local",
-			"ranges":  [][]map[string]string{{{"subnet": cfg.PodCIDR}}},
+			"ranges":  [][]map[string]string{{{"subnet": cidr}}},
 			"routes":  []map[string]string{{"dst": "0.0.0.0/0"}},
-			"dataDir": filepath.Join(cfg.StateDir, "ipam"),
+			"dataDir": filepath.Join(n.cfg.StateDir, "ipam"),
 		},
 	}
 	// SNAT lets the node itself (and pods, hairpin) reach a host port.
 	portmapPlugin := map[string]any{"type": "portmap", "snat": true, "capabilities": map[string]bool{"portMappings": true}}
 	bridge, err := networkList(bridgePlugin)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	withPortmap, err := networkList(bridgePlugin, portmapPlugin)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	loopback, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"loopback","plugins":[{"type":"loopback"}]}`))
-	if err != nil {
-		return nil, fmt.Errorf("loopback config: %w", err)
+	n.mu.Lock()
+	n.podCIDR, n.bridge, n.withPortmap = cidr, bridge, withPortmap
+	n.mu.Unlock()
+	return nil
+}
+
+// lists returns the bridge configurations, or ErrNoPodCIDR.
+func (n *Network) lists() (bridge, withPortmap *libcni.NetworkConfigList, err error) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if n.bridge == nil {
+		return nil, nil, ErrNoPodCIDR
 	}
-	return &Network{
-		cfg:         cfg,
-		cni:         libcni.NewCNIConfigWithCacheDir([]string{cfg.BinDir}, filepath.Join(cfg.StateDir, "cache"), nil),
-		bridge:      bridge,
-		withPortmap: withPortmap,
-		loopback:    loopback,
-	}, nil
+	return n.bridge, n.withPortmap, nil
 }
 
 // networkList is the pod network's CNI configuration with plugins chained.
@@ -161,6 +202,10 @@ func (n *Network) inHostNetwork(fn func() error) error {
 // Setup creates the pod's namespace, attaches it to the bridge and
 // publishes its host ports.
 func (n *Network) Setup(ctx context.Context, podUID, namespace, name string, ports []PortMapping) (Sandbox, error) {
+	bridge, withPortmap, err := n.lists()
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("pod %s/%s: %w", namespace, name, err)
+	}
 	podNS, err := netns.NewNetNS(filepath.Join(n.cfg.StateDir, "netns"))
 	if err != nil {
 		return Sandbox{}, fmt.Errorf("creating network namespace: %w", err)
@@ -172,9 +217,9 @@ func (n *Network) Setup(ctx context.Context, podUID, namespace, name string, por
 		if _, err := n.cni.AddNetworkList(ctx, n.loopback, n.runtimeConf(podUID, namespace, name, path)); err != nil {
 			return fmt.Errorf("loopback: %w", err)
 		}
-		list := n.bridge
+		list := bridge
 		if len(ports) > 0 {
-			list = n.withPortmap
+			list = withPortmap
 			rt.CapabilityArgs = map[string]any{"portMappings": ports}
 		}
 		var err error
@@ -195,9 +240,13 @@ func (n *Network) Setup(ctx context.Context, podUID, namespace, name string, por
 // removes its namespace. netnsPath may be empty (an agent that restarted
 // and lost it): CNI DEL still releases the address from its cache.
 func (n *Network) Teardown(ctx context.Context, podUID, namespace, name, netnsPath string) error {
+	_, withPortmap, err := n.lists()
+	if err != nil {
+		return fmt.Errorf("pod %s/%s: %w", namespace, name, err)
+	}
 	rt := n.runtimeConf(podUID, namespace, name, netnsPath)
-	err := n.inHostNetwork(func() error {
-		return n.cni.DelNetworkList(ctx, n.withPortmap, rt)
+	err = n.inHostNetwork(func() error {
+		return n.cni.DelNetworkList(ctx, withPortmap, rt)
 	})
 	if err != nil {
 		return fmt.Errorf("CNI del for pod %s/%s: %w", namespace, name, err)
