@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,6 +18,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+
+	"tower.dev/tower/apiserver/server"
+	"tower.dev/tower/test/framework"
 )
 
 // policyOn is a ValidatingAdmissionPolicy for creates and updates of one
@@ -40,10 +45,10 @@ func policyOn(name, ns, group, version, resource string, validations ...admissio
 
 // bindPolicy creates the policy and a binding of it with the given
 // actions (and paramRef), both removed when the test ends.
-func bindPolicy(t *testing.T, policy *admissionregistrationv1.ValidatingAdmissionPolicy, paramRef *admissionregistrationv1.ParamRef,
+func bindPolicy(t *testing.T, clients kubernetes.Interface, policy *admissionregistrationv1.ValidatingAdmissionPolicy, paramRef *admissionregistrationv1.ParamRef,
 	actions ...admissionregistrationv1.ValidationAction) {
 	t.Helper()
-	api := controlPlane.Clientset().AdmissionregistrationV1()
+	api := clients.AdmissionregistrationV1()
 	if _, err := api.ValidatingAdmissionPolicies().Create(t.Context(), policy, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create policy: %v", err)
 	}
@@ -125,7 +130,7 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 	t.Run("Deny with message, messageExpression and reason", func(t *testing.T) {
 		ns := controlPlane.CreateNamespace(t)
 		name := ns + "-keys"
-		bindPolicy(t, policyOn(name, ns, "", "v1", "configmaps",
+		bindPolicy(t, clients, policyOn(name, ns, "", "v1", "configmaps",
 			admissionregistrationv1.Validation{Expression: "!has(object.data) || size(object.data) <= 2", Message: "at most two keys"},
 			admissionregistrationv1.Validation{
 				Expression:        "!has(object.metadata.labels) || !('tier' in object.metadata.labels) || object.metadata.labels['tier'] in ['web', 'db']",
@@ -155,7 +160,7 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 	t.Run("Warn admits and warns the client", func(t *testing.T) {
 		ns := controlPlane.CreateNamespace(t)
 		name := ns + "-warn"
-		bindPolicy(t, policyOn(name, ns, "", "v1", "configmaps",
+		bindPolicy(t, clients, policyOn(name, ns, "", "v1", "configmaps",
 			admissionregistrationv1.Validation{Expression: "!has(object.data) || size(object.data) <= 1", Message: "more than one key"}),
 			nil, admissionregistrationv1.Warn)
 		warnings := &warningCollector{}
@@ -177,7 +182,7 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 			MessageExpression: "'replicas must be at most ' + params.data.maxReplicas",
 		})
 		policy.Spec.ParamKind = &admissionregistrationv1.ParamKind{APIVersion: "v1", Kind: "ConfigMap"}
-		bindPolicy(t, policy, &admissionregistrationv1.ParamRef{
+		bindPolicy(t, clients, policy, &admissionregistrationv1.ParamRef{
 			Name: "limits", Namespace: ns, ParameterNotFoundAction: ptr.To(admissionregistrationv1.DenyAction),
 		}, admissionregistrationv1.Deny)
 
@@ -219,7 +224,7 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 			Name:       "not-exempt",
 			Expression: "!has(object.metadata.annotations) || !('exempt' in object.metadata.annotations)",
 		}}
-		bindPolicy(t, policy, nil, admissionregistrationv1.Deny)
+		bindPolicy(t, clients, policy, nil, admissionregistrationv1.Deny)
 
 		prod := map[string]string{"env": "prod"}
 		_, err := createUntil(t, clients, ns, configMap("orphan", prod, nil, nil), metav1.CreateOptions{}, refused)
@@ -248,7 +253,7 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 		ignore.Spec.FailurePolicy = ptr.To(admissionregistrationv1.Ignore)
 		// Ignore's binding comes first, so that once Fail's refuses a
 		// configmap without the key, both are in effect.
-		bindPolicy(t, ignore, nil, admissionregistrationv1.Deny)
+		bindPolicy(t, clients, ignore, nil, admissionregistrationv1.Deny)
 		high := map[string]string{"level": "high"}
 		_, err := createUntil(t, clients, ns, configMap("blocked", nil, nil, high), metav1.CreateOptions{}, refused)
 		if err == nil || !strings.Contains(err.Error(), "denied request: blocked") {
@@ -258,7 +263,7 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 			t.Errorf("failurePolicy Ignore refused a configmap its expression fails on: %v", err)
 		}
 
-		bindPolicy(t, fail, nil, admissionregistrationv1.Deny)
+		bindPolicy(t, clients, fail, nil, admissionregistrationv1.Deny)
 		_, err = createUntil(t, clients, ns, configMap("no-level-2", nil, nil, nil), metav1.CreateOptions{}, refused)
 		want := fmt.Sprintf(`configmaps "no-level-2" is forbidden: ValidatingAdmissionPolicy '%s-fail' with binding '%s-fail-binding' denied request: expression 'object.data.level == 'high'' resulted in error: no such key: data`, ns, ns)
 		wantStatus(t, err, metav1.StatusReasonInvalid, want)
@@ -267,7 +272,7 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 	t.Run("authorizer variable", func(t *testing.T) {
 		ns := controlPlane.CreateNamespace(t)
 		name := ns + "-authz"
-		bindPolicy(t, policyOn(name, ns, "", "v1", "configmaps", admissionregistrationv1.Validation{
+		bindPolicy(t, clients, policyOn(name, ns, "", "v1", "configmaps", admissionregistrationv1.Validation{
 			Expression: "authorizer.group('').resource('secrets').namespace(object.metadata.namespace).check('list').allowed()",
 			Message:    "only users who may list secrets",
 		}), nil, admissionregistrationv1.Deny)
@@ -279,6 +284,44 @@ func TestValidatingAdmissionPolicy(t *testing.T) {
 			t.Errorf("the admin, who may list secrets, was refused: %v", err)
 		}
 	})
+}
+
+// TestValidatingAdmissionPolicyAudit: a binding with the Audit action
+// admits the write and records the failure in the request's audit event.
+func TestValidatingAdmissionPolicyAudit(t *testing.T) {
+	dir := t.TempDir()
+	policyPath, logPath := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "audit.log")
+	auditConfigMaps := "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  omitStages: [RequestReceived]\n  resources:\n  - group: \"\"\n    resources: [configmaps]\n"
+	if err := os.WriteFile(policyPath, []byte(auditConfigMaps), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp := framework.Start(t, framework.WithServerOptions(func(o *server.Options) {
+		o.AuditPolicyFile, o.AuditLogPath = policyPath, logPath
+	}))
+	clients := cp.Clientset()
+	bindPolicy(t, clients, policyOn("audited", "default", "", "v1", "configmaps",
+		admissionregistrationv1.Validation{Expression: "!has(object.data)", Message: "configmaps here hold no data"}), nil, admissionregistrationv1.Audit)
+
+	const key = "validation.policy.admission.k8s.io/validation_failure"
+	want := `[{"message":"configmaps here hold no data","policy":"audited","binding":"audited-binding","expressionIndex":0,"validationActions":["Audit"]}]`
+	var got string
+	eventually(t, webhookWait, "an audit event with the policy's failure", func(ctx context.Context) (bool, error) {
+		cm := configMap("", nil, nil, map[string]string{"k": "v"})
+		cm.GenerateName = "audited-"
+		if _, err := clients.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			return false, fmt.Errorf("an Audit binding refused the configmap: %w", err)
+		}
+		for _, ev := range readAuditLog(t, logPath) {
+			if ev.Verb == "create" && ev.Annotations[key] != "" {
+				got = ev.Annotations[key]
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if got != want {
+		t.Errorf("audit annotation %s = %s, want %s", key, got, want)
+	}
 }
 
 // configMapWriter is a client for a user who may create and delete
