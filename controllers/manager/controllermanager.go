@@ -26,6 +26,7 @@ import (
 	"tower.dev/tower/controllers/serviceaccount"
 	"tower.dev/tower/controllers/statefulset"
 	"tower.dev/tower/controllers/tainteviction"
+	"tower.dev/tower/controllers/validatingadmissionpolicystatus"
 )
 
 // ControllerManagerOptions configure `tower controller-manager`.
@@ -106,6 +107,7 @@ func controllerSpecs() []controllerSpec {
 			return nodelifecycle.SetupWithManager(m, nodelifecycle.Options{GracePeriod: o.NodeMonitorGracePeriod})
 		}},
 		{tainteviction.Name, true, plain(tainteviction.SetupWithManager)},
+		{validatingadmissionpolicystatus.Name, true, plain(validatingadmissionpolicystatus.SetupWithManager)},
 		{job.Name, true, plain(job.SetupWithManager)},
 		{cronjob.Name, true, plain(cronjob.SetupWithManager)},
 		{daemonset.Name, true, plain(daemonset.SetupWithManager)},
