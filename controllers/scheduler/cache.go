@@ -3,7 +3,9 @@ package scheduler
 import (
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -111,11 +113,14 @@ type nodeInfo struct {
 	allocatable        map[corev1.ResourceName]int64
 	allocCPU, allocMem int64
 	maxPods            int64
-	// requested is in milli-units for cpu and units for everything else.
-	requested                 map[corev1.ResourceName]int64
-	nonZeroCPU, nonZeroMemory int64
-	pods                      int
-	ports                     map[hostPort]int
+	// requested is in milli-units for cpu and units for everything else;
+	// requestedCPU and requestedMem repeat its two most asked for entries
+	// for the fit check.
+	requested                  map[corev1.ResourceName]int64
+	requestedCPU, requestedMem int64
+	nonZeroCPU, nonZeroMemory  int64
+	pods                       int
+	ports                      map[hostPort]int
 	// podSet holds the pods counted here, by UID.
 	podSet map[types.UID]*podUsage
 }
@@ -150,6 +155,8 @@ func (n *nodeInfo) add(u *podUsage, sign int64) {
 	for _, a := range u.requests {
 		n.requested[a.name] += sign * a.value
 	}
+	n.requestedCPU = n.requested[corev1.ResourceCPU]
+	n.requestedMem = n.requested[corev1.ResourceMemory]
 	n.nonZeroCPU += sign * u.nonZeroCPU
 	n.nonZeroMemory += sign * u.nonZeroMemory
 	n.pods += int(sign)
@@ -179,8 +186,9 @@ type Cache struct {
 	// namespaces holds every namespace's labels, for namespace
 	// selectors in affinity terms.
 	namespaces map[string]labels.Set
-	// names is the sorted node list, rebuilt when nodes come and go.
-	names []string
+	// ordered lists the known nodes sorted by name, rebuilt when nodes
+	// come and go, so placement walks them without map lookups.
+	ordered []*nodeInfo
 	// next is where the next placement starts looking in names.
 	next int
 	// candidates is place's scratch list of fitting nodes.
@@ -245,13 +253,13 @@ func (c *Cache) RemoveNode(name string) {
 
 // rebuildNames lists the nodes pods can go to, in a stable order.
 func (c *Cache) rebuildNames() {
-	c.names = c.names[:0]
-	for name, info := range c.nodes {
+	c.ordered = c.ordered[:0]
+	for _, info := range c.nodes {
 		if info.node != nil {
-			c.names = append(c.names, name)
+			c.ordered = append(c.ordered, info)
 		}
 	}
-	sort.Strings(c.names)
+	slices.SortFunc(c.ordered, func(a, b *nodeInfo) int { return strings.Compare(a.node.Name, b.node.Name) })
 }
 
 // SetPod records a pod as the informer shows it: bound and running pods
@@ -322,8 +330,7 @@ func (c *Cache) nodeOf(u *podUsage) *corev1.Node {
 // eachPod calls f for every pod counted on a known node. The caller
 // holds c.mu.
 func (c *Cache) eachPod(f func(*corev1.Node, *podUsage)) {
-	for _, name := range c.names {
-		info := c.nodes[name]
+	for _, info := range c.ordered {
 		for _, u := range info.podSet {
 			f(info.node, u)
 		}
@@ -344,7 +351,7 @@ func (c *Cache) Has(uid types.UID) bool {
 func (c *Cache) place(p *podSpec) (string, *FitError) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := len(c.names)
+	n := len(c.ordered)
 	if n == 0 {
 		return "", &FitError{}
 	}
@@ -354,8 +361,7 @@ func (c *Cache) place(p *podSpec) (string, *FitError) {
 	candidates := c.candidates[:0]
 	checked := 0
 	for ; checked < n && len(candidates) < want; checked++ {
-		name := c.names[(c.next+checked)%n]
-		info := c.nodes[name]
+		info := c.ordered[(c.next+checked)%n]
 		if f := c.filter(p, st, info); f != nil {
 			for _, r := range f.reasons {
 				fitErr.reasons[r]++
@@ -365,7 +371,7 @@ func (c *Cache) place(p *podSpec) (string, *FitError) {
 			}
 			continue
 		}
-		candidates = append(candidates, candidate{name: name, info: info})
+		candidates = append(candidates, candidate{name: info.node.Name, info: info})
 	}
 	c.candidates = candidates
 	// The next pod starts where this one stopped, so that sampling

@@ -104,8 +104,7 @@ func (sc *spreadConstraint) countMatching(info *nodeInfo, ns string) int {
 // constraints' keys, or excluded by the constraint's node policies, do not
 // count. The caller holds c.mu.
 func (c *Cache) eachDomain(p *podSpec, constraints []spreadConstraint, f func(i int, value string, info *nodeInfo)) {
-	for _, name := range c.names {
-		info := c.nodes[name]
+	for _, info := range c.ordered {
 		if !hasTopologyKeys(info.node, constraints) {
 			continue
 		}
