@@ -338,9 +338,6 @@ func (a *Agent) renewLease(ctx context.Context) error {
 	now := metav1.NewMicroTime(time.Now())
 	lease, err := leases.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		if err := a.ensureLeaseNamespace(ctx); err != nil {
-			return err
-		}
 		node, err := a.client.CoreV1().Nodes().Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 		if err != nil {
 			return fmt.Errorf("reading node for its lease: %w", err)
@@ -372,15 +369,6 @@ func (a *Agent) renewLease(ctx context.Context) error {
 	lease.Spec.RenewTime = &now
 	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("renewing node lease: %w", err)
-	}
-	return nil
-}
-
-// ensureLeaseNamespace creates kube-node-lease when no one has yet.
-func (a *Agent) ensureLeaseNamespace(ctx context.Context) error {
-	_, err := a.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: leaseNamespace}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating namespace %s: %w", leaseNamespace, err)
 	}
 	return nil
 }
