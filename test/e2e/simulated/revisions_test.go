@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 )
 
@@ -120,50 +119,22 @@ func observed(t *testing.T, description string, generations func(ctx context.Con
 // had two pods.
 type daemonWatcher struct {
 	mu         sync.Mutex
-	pods       map[string]*corev1.Pod
 	maxSurged  int
 	violations []string
 }
 
 func watchDaemonRollout(t *testing.T, ns string, maxSurge int) (*daemonWatcher, func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	list, err := cluster.clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &daemonWatcher{pods: map[string]*corev1.Pod{}}
-	for i := range list.Items {
-		w.pods[list.Items[i].Name] = &list.Items[i]
-	}
-	watcher, err := cluster.clientset.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ev := range watcher.ResultChan() {
-			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			w.mu.Lock()
-			if ev.Type == watch.Deleted {
-				delete(w.pods, pod.Name)
-			} else {
-				w.pods[pod.Name] = pod
-			}
-			w.check(pod.ResourceVersion, maxSurge)
-			w.mu.Unlock()
-		}
-	}()
-	return w, func() { cancel(); watcher.Stop(); <-done }
+	w := &daemonWatcher{}
+	stop := watchPods(t, ns, &w.mu, func(pods map[string]*corev1.Pod, rv string) {
+		w.check(pods, rv, maxSurge)
+	})
+	return w, stop
 }
 
-func (w *daemonWatcher) check(rv string, maxSurge int) {
+func (w *daemonWatcher) check(pods map[string]*corev1.Pod, rv string, maxSurge int) {
 	live, ready := map[string]int{}, map[string]int{}
-	for _, p := range w.pods {
+	for _, p := range pods {
 		if p.DeletionTimestamp != nil {
 			continue
 		}

@@ -45,7 +45,6 @@ func runningPods(ctx context.Context, ns string) ([]corev1.Pod, error) {
 // worst moments of a rollout: the most pods at once and the fewest ready.
 type rolloutWatcher struct {
 	mu         sync.Mutex
-	pods       map[string]*corev1.Pod
 	maxPods    int
 	minReady   int
 	violations []string
@@ -53,14 +52,26 @@ type rolloutWatcher struct {
 
 func watchRollout(t *testing.T, ns string, replicas, maxSurge, maxUnavailable int) (*rolloutWatcher, func()) {
 	t.Helper()
+	w := &rolloutWatcher{minReady: replicas}
+	stop := watchPods(t, ns, &w.mu, func(pods map[string]*corev1.Pod, rv string) {
+		w.check(pods, rv, replicas, maxSurge, maxUnavailable)
+	})
+	return w, stop
+}
+
+// watchPods follows every pod event of a namespace from a fresh list and
+// calls check, holding mu, with the pods as they are at each event's
+// resourceVersion. The returned function ends the watch.
+func watchPods(t *testing.T, ns string, mu *sync.Mutex, check func(pods map[string]*corev1.Pod, rv string)) func() {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	list, err := cluster.clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &rolloutWatcher{pods: map[string]*corev1.Pod{}, minReady: replicas}
+	pods := map[string]*corev1.Pod{}
 	for i := range list.Items {
-		w.pods[list.Items[i].Name] = &list.Items[i]
+		pods[list.Items[i].Name] = &list.Items[i]
 	}
 	watcher, err := cluster.clientset.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
 	if err != nil {
@@ -74,24 +85,24 @@ func watchRollout(t *testing.T, ns string, replicas, maxSurge, maxUnavailable in
 			if !ok {
 				continue
 			}
-			w.mu.Lock()
+			mu.Lock()
 			if ev.Type == watch.Deleted {
-				delete(w.pods, pod.Name)
+				delete(pods, pod.Name)
 			} else {
-				w.pods[pod.Name] = pod
+				pods[pod.Name] = pod
 			}
-			w.check(pod.ResourceVersion, replicas, maxSurge, maxUnavailable)
-			w.mu.Unlock()
+			check(pods, pod.ResourceVersion)
+			mu.Unlock()
 		}
 	}()
-	return w, func() { cancel(); watcher.Stop(); <-done }
+	return func() { cancel(); watcher.Stop(); <-done }
 }
 
 // check counts, at one resourceVersion, the pods that are not terminating
 // (the ones a Deployment counts) and the ready ones among them.
-func (w *rolloutWatcher) check(rv string, replicas, maxSurge, maxUnavailable int) {
+func (w *rolloutWatcher) check(pods map[string]*corev1.Pod, rv string, replicas, maxSurge, maxUnavailable int) {
 	total, ready := 0, 0
-	for _, p := range w.pods {
+	for _, p := range pods {
 		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
