@@ -495,18 +495,25 @@ func targetNode(pod *corev1.Pod) string {
 	return ""
 }
 
-// podsByNode groups the DaemonSet's pods by the node they target.
+// podsByNode groups the DaemonSet's pods by the node they target, after
+// adopting orphans its selector matches and releasing pods it no longer
+// does, as upstream's DaemonSet controller claims them (terminated pods
+// too: it replaces failed ones itself).
 func (r *Reconciler) podsByNode(ctx context.Context, ds *appsv1.DaemonSet) (map[string][]*corev1.Pod, error) {
+	selector, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("daemonset selector: %w", err)
+	}
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.InNamespace(ds.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
+	owned, err := workload.ClaimPods(ctx, r.Client, ds, controllerKind, selector, pods.Items, nil)
+	if err != nil {
+		return nil, err
+	}
 	byNode := map[string][]*corev1.Pod{}
-	for i := range pods.Items {
-		pod := &pods.Items[i]
-		if ref := workload.ControllerRef(pod); ref == nil || ref.UID != ds.UID {
-			continue
-		}
+	for _, pod := range owned {
 		node := targetNode(pod)
 		byNode[node] = append(byNode[node], pod)
 	}

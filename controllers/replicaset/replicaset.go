@@ -8,7 +8,6 @@ package replicaset
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -123,81 +122,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	return reconcile.Result{RequeueAfter: wait}, nil
 }
 
-// claimPods returns the pods rs controls after adopting matching orphans
-// and releasing owned pods that no longer match its selector.
+// claimPods returns the pods rs controls after adopting matching active
+// orphans and releasing owned pods that no longer match its selector.
 func (r *Reconciler) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, selector labels.Selector) ([]*corev1.Pod, error) {
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.InNamespace(rs.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
-	var owned []*corev1.Pod
-	for i := range pods.Items {
-		pod := &pods.Items[i]
-		ref := workload.ControllerRef(pod)
-		matches := selector.Matches(labels.Set(pod.Labels))
-		switch {
-		case ref != nil && ref.UID == rs.UID && matches:
-			owned = append(owned, pod)
-		case ref != nil && ref.UID == rs.UID:
-			if rs.DeletionTimestamp == nil {
-				if err := releasePod(ctx, r.Client, pod, rs.UID); err != nil {
-					return nil, err
-				}
-			}
-		case ref == nil && matches && rs.DeletionTimestamp == nil && workload.IsPodActive(pod):
-			adopted, err := r.adoptPod(ctx, rs, pod)
-			if err != nil {
-				return nil, err
-			}
-			if adopted {
-				owned = append(owned, pod)
-			}
-		}
-	}
-	return owned, nil
-}
-
-// adoptPod makes rs the controller of an orphan, after checking with the
-// API server (not the cache) that rs is not being deleted.
-func (r *Reconciler) adoptPod(ctx context.Context, rs *appsv1.ReplicaSet, pod *corev1.Pod) (bool, error) {
-	fresh := &appsv1.ReplicaSet{}
-	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(rs), fresh); err != nil {
-		return false, fmt.Errorf("rechecking replicaset before adoption: %w", err)
-	}
-	if fresh.UID != rs.UID || fresh.DeletionTimestamp != nil {
-		return false, nil
-	}
-	ref := workload.NewControllerRef(rs, controllerKind.GroupVersion().String(), controllerKind.Kind)
-	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"ownerReferences": []any{ref}, "uid": pod.UID},
-	})
-	if err != nil {
-		return false, err
-	}
-	if err := r.Client.Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
-		if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("adopting pod %s: %w", pod.Name, err)
-	}
-	return true, nil
-}
-
-// releasePod removes the owner reference to ownerUID from pod.
-func releasePod(ctx context.Context, c client.Client, pod *corev1.Pod, ownerUID types.UID) error {
-	patch, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{
-			"ownerReferences": []any{map[string]any{"$patch": "delete", "uid": ownerUID}},
-			"uid":             pod.UID,
-		},
-	})
-	if err != nil {
-		return err
-	}
-	if err := c.Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
-		return fmt.Errorf("releasing pod %s: %w", pod.Name, err)
-	}
-	return nil
+	return workload.ClaimPods(ctx, r.Client, rs, controllerKind, selector, pods.Items, workload.IsPodActive)
 }
 
 // manageReplicas creates or deletes pods to close the gap between active

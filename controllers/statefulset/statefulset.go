@@ -356,19 +356,26 @@ func replicasOf(sts *appsv1.StatefulSet) int {
 	return 1
 }
 
-// ownedPods maps ordinal to pod for the pods the StatefulSet controls.
+// ownedPods maps ordinal to pod for the pods the StatefulSet controls,
+// after adopting orphans that match its selector and carry one of its
+// ordinal names, and releasing pods it no longer selects, as upstream's
+// StatefulSet controller claims them.
 func (r *Reconciler) ownedPods(ctx context.Context, sts *appsv1.StatefulSet) (map[int]*corev1.Pod, error) {
+	selector, err := metav1.LabelSelectorAsSelector(sts.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("statefulset selector: %w", err)
+	}
 	var list corev1.PodList
 	if err := r.Client.List(ctx, &list, client.InNamespace(sts.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
+	isMember := func(pod *corev1.Pod) bool { return ordinalOf(sts.Name, pod.Name) >= 0 }
+	owned, err := workload.ClaimPods(ctx, r.Client, sts, controllerKind, selector, list.Items, isMember)
+	if err != nil {
+		return nil, err
+	}
 	pods := map[int]*corev1.Pod{}
-	for i := range list.Items {
-		pod := &list.Items[i]
-		ref := workload.ControllerRef(pod)
-		if ref == nil || ref.UID != sts.UID {
-			continue
-		}
+	for _, pod := range owned {
 		if ordinal := ordinalOf(sts.Name, pod.Name); ordinal >= 0 {
 			pods[ordinal] = pod
 		}
