@@ -179,8 +179,13 @@ func envtestAssets(bins framework.Binaries, dir string) (string, error) {
 	if err := os.MkdirAll(assets, 0o755); err != nil {
 		return "", fmt.Errorf("creating envtest assets: %w", err)
 	}
+	// A relative -tower path would name a file next to the link.
+	tower, err := filepath.Abs(bins.APIServer[0])
+	if err != nil {
+		return "", fmt.Errorf("locating tower: %w", err)
+	}
 	for _, name := range []string{"kube-apiserver", "etcd"} {
-		if err := os.Symlink(bins.APIServer[0], filepath.Join(assets, name)); err != nil && !os.IsExist(err) {
+		if err := os.Symlink(tower, filepath.Join(assets, name)); err != nil && !os.IsExist(err) {
 			return "", fmt.Errorf("linking %s: %w", name, err)
 		}
 	}
