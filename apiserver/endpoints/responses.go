@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -33,10 +34,7 @@ func writeObject(ctx context.Context, w http.ResponseWriter, r *http.Request, sc
 		writeError(w, r, codecs, err)
 		return
 	}
-	encoder := out.info.Serializer
-	if out.pretty && out.info.PrettySerializer != nil {
-		encoder = out.info.PrettySerializer
-	}
+	encoder := responseEncoder(out, converted)
 	var buf bytes.Buffer
 	if err := encoder.Encode(converted, &buf); err != nil {
 		writeError(w, r, codecs, apierrors.NewInternalError(fmt.Errorf("encode response: %w", err)))
@@ -45,6 +43,21 @@ func writeObject(ctx context.Context, w http.ResponseWriter, r *http.Request, sc
 	w.Header().Set("Content-Type", out.info.MediaType)
 	w.WriteHeader(code)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// responseEncoder picks the encoder for obj in the negotiated media type.
+func responseEncoder(out output, obj runtime.Object) runtime.Encoder {
+	if out.pretty && out.info.PrettySerializer != nil {
+		return out.info.PrettySerializer
+	}
+	// The JSON serializer hands a custom object to encoding/json, which
+	// validates and compacts again all that the object's MarshalJSON wrote:
+	// half the CPU of a custom resource LIST. The unstructured scheme writes
+	// the same bytes once.
+	if _, ok := obj.(runtime.Unstructured); ok && out.info.MediaType == runtime.ContentTypeJSON {
+		return unstructured.UnstructuredJSONScheme
+	}
+	return out.info.Serializer
 }
 
 // represent turns obj into what the client asked for: the object itself, a
