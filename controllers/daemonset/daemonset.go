@@ -508,7 +508,7 @@ func (r *Reconciler) podsByNode(ctx context.Context, ds *appsv1.DaemonSet) (map[
 	if err := r.Client.List(ctx, &pods, client.InNamespace(ds.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
-	owned, err := workload.ClaimPods(ctx, r.Client, ds, controllerKind, selector, pods.Items, nil)
+	owned, err := workload.ClaimPods(ctx, r.Client, r.revisions.APIReader, ds, controllerKind, selector, pods.Items, nil)
 	if err != nil {
 		return nil, err
 	}

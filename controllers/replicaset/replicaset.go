@@ -43,7 +43,10 @@ var controllerKind = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
 
 // Reconciler is the ReplicaSet controller.
 type Reconciler struct {
-	Client       client.Client
+	Client client.Client
+	// APIReader reads past the cache, to recheck a ReplicaSet before it
+	// adopts a pod.
+	APIReader    client.Reader
 	Recorder     recorder.EventRecorder
 	expectations *workload.Expectations
 }
@@ -52,6 +55,7 @@ type Reconciler struct {
 func SetupWithManager(mgr ctrl.Manager) error {
 	r := &Reconciler{
 		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
 		Recorder:     mgr.GetEventRecorder("replicaset-controller"),
 		expectations: workload.NewExpectations(),
 	}
@@ -129,7 +133,7 @@ func (r *Reconciler) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, selec
 	if err := r.Client.List(ctx, &pods, client.InNamespace(rs.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
-	return workload.ClaimPods(ctx, r.Client, rs, controllerKind, selector, pods.Items, workload.IsPodActive)
+	return workload.ClaimPods(ctx, r.Client, r.APIReader, rs, controllerKind, selector, pods.Items, workload.IsPodActive)
 }
 
 // manageReplicas creates or deletes pods to close the gap between active

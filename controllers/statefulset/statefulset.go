@@ -370,7 +370,7 @@ func (r *Reconciler) ownedPods(ctx context.Context, sts *appsv1.StatefulSet) (ma
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
 	isMember := func(pod *corev1.Pod) bool { return ordinalOf(sts.Name, pod.Name) >= 0 }
-	owned, err := workload.ClaimPods(ctx, r.Client, sts, controllerKind, selector, list.Items, isMember)
+	owned, err := workload.ClaimPods(ctx, r.Client, r.revisions.APIReader, sts, controllerKind, selector, list.Items, isMember)
 	if err != nil {
 		return nil, err
 	}

@@ -18,9 +18,9 @@ import (
 // controls that match selector stay; those that no longer match are
 // released (unless owner is being deleted); orphans that match selector
 // and adoptable are adopted, once a read of owner from the API server (not
-// the cache) shows it still exists and is not being deleted. kind is
-// owner's kind, for the owner reference.
-func ClaimPods(ctx context.Context, c client.Client, owner client.Object, kind schema.GroupVersionKind, selector labels.Selector, pods []corev1.Pod, adoptable func(*corev1.Pod) bool) ([]*corev1.Pod, error) {
+// the cache; apiReader) shows it still exists and is not being deleted.
+// kind is owner's kind, for the owner reference.
+func ClaimPods(ctx context.Context, c client.Client, apiReader client.Reader, owner client.Object, kind schema.GroupVersionKind, selector labels.Selector, pods []corev1.Pod, adoptable func(*corev1.Pod) bool) ([]*corev1.Pod, error) {
 	var owned []*corev1.Pod
 	var canAdopt *bool
 	for i := range pods {
@@ -38,7 +38,7 @@ func ClaimPods(ctx context.Context, c client.Client, owner client.Object, kind s
 			}
 		case ref == nil && matches && owner.GetDeletionTimestamp() == nil && (adoptable == nil || adoptable(pod)):
 			if canAdopt == nil {
-				ok, err := stillAdopting(ctx, c, owner)
+				ok, err := stillAdopting(ctx, apiReader, owner)
 				if err != nil {
 					return nil, err
 				}
@@ -61,12 +61,12 @@ func ClaimPods(ctx context.Context, c client.Client, owner client.Object, kind s
 
 // stillAdopting reads owner afresh: a cached copy may miss that it was
 // deleted, or deleted and created again under the same name.
-func stillAdopting(ctx context.Context, c client.Client, owner client.Object) (bool, error) {
+func stillAdopting(ctx context.Context, apiReader client.Reader, owner client.Object) (bool, error) {
 	fresh, ok := owner.DeepCopyObject().(client.Object)
 	if !ok {
 		return false, fmt.Errorf("%T is not a client.Object", owner)
 	}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(owner), fresh); err != nil {
+	if err := apiReader.Get(ctx, client.ObjectKeyFromObject(owner), fresh); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
