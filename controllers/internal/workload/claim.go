@@ -17,7 +17,7 @@ import (
 // kube-controller-manager's pod controller-ref manager does: pods it
 // controls that match selector stay; those that no longer match are
 // released (unless owner is being deleted); orphans that match selector
-// and adoptable are adopted, once a read of owner from the API server (not
+// and adoptable, and are not being deleted themselves, are adopted, once a read of owner from the API server (not
 // the cache; apiReader) shows it still exists and is not being deleted.
 // kind is owner's kind, for the owner reference.
 func ClaimPods(ctx context.Context, c client.Client, apiReader client.Reader, owner client.Object, kind schema.GroupVersionKind, selector labels.Selector, pods []corev1.Pod, adoptable func(*corev1.Pod) bool) ([]*corev1.Pod, error) {
@@ -36,7 +36,7 @@ func ClaimPods(ctx context.Context, c client.Client, apiReader client.Reader, ow
 					return nil, err
 				}
 			}
-		case ref == nil && matches && owner.GetDeletionTimestamp() == nil && (adoptable == nil || adoptable(pod)):
+		case ref == nil && matches && pod.DeletionTimestamp == nil && owner.GetDeletionTimestamp() == nil && (adoptable == nil || adoptable(pod)):
 			if canAdopt == nil {
 				ok, err := stillAdopting(ctx, apiReader, owner)
 				if err != nil {
