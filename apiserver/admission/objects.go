@@ -102,14 +102,13 @@ type liveLookupEntry struct {
 // list fills list, an empty list of objects' kind, with the namespace's
 // objects.
 func (l *liveLookup) list(ctx context.Context, objects Objects, namespace string, list runtime.Object) error {
-	live := list.DeepCopyObject()
 	if err := objects.List(ctx, namespace, list); err != nil {
 		return err
 	}
 	if meta.LenList(list) > 0 {
 		return nil
 	}
-	items, err := l.live(ctx, objects, namespace, live)
+	items, err := l.live(ctx, objects, namespace, list.DeepCopyObject())
 	if err != nil {
 		return err
 	}
