@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -345,15 +346,24 @@ func (n *node) waitPod(t *testing.T, namespace, name string, timeout time.Durati
 }
 
 // httpGetInHostNetwork sends GET / to addr from inside the node's host
-// network namespace and returns the body.
+// network namespace and returns the body. A Running container may not be
+// listening yet (the echo pods carry no readiness probe), so a refused
+// connection is retried for a few seconds.
 func (n *node) httpGetInHostNetwork(t *testing.T, addr string) string {
 	t.Helper()
 	var conn net.Conn
-	err := ns.WithNetNSPath(filepath.Join("/run/netns", n.hostNetNS), func(ns.NetNS) error {
-		var err error
-		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
-		return err
-	})
+	dial := func() error {
+		return ns.WithNetNSPath(filepath.Join("/run/netns", n.hostNetNS), func(ns.NetNS) error {
+			var err error
+			conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
+			return err
+		})
+	}
+	err := dial()
+	for deadline := time.Now().Add(10 * time.Second); errors.Is(err, unix.ECONNREFUSED) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		err = dial()
+	}
 	if err != nil {
 		t.Fatalf("dialing %s in %s: %v", addr, n.hostNetNS, err)
 	}
