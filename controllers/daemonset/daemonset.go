@@ -73,10 +73,14 @@ func SetupWithManager(mgr ctrl.Manager) error {
 		For(&appsv1.DaemonSet{}).
 		Owns(&appsv1.ControllerRevision{}).
 		Watches(&corev1.Pod{}, workload.OwnedPodHandler(controllerKind, r.expectations)).
+		Watches(&corev1.Pod{}, workload.EnqueueAdopters(mgr.GetClient(), &appsv1.DaemonSetList{}, selectorOf)).
+		Watches(&appsv1.ControllerRevision{}, workload.EnqueueAdopters(mgr.GetClient(), &appsv1.DaemonSetList{}, selectorOf)).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allDaemonSets)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }
+
+func selectorOf(ds *appsv1.DaemonSet) *metav1.LabelSelector { return ds.Spec.Selector }
 
 // allDaemonSets enqueues every DaemonSet: a node change may make any of
 // them want or drop a pod there.

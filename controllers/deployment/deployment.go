@@ -21,7 +21,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -52,7 +51,7 @@ func SetupWithManager(mgr ctrl.Manager) error {
 		Named("deployment").
 		For(&appsv1.Deployment{}).
 		Owns(&appsv1.ReplicaSet{}).
-		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.adoptersOf)).
+		Watches(&appsv1.ReplicaSet{}, workload.EnqueueAdopters(mgr.GetClient(), &appsv1.DeploymentList{}, func(d *appsv1.Deployment) *metav1.LabelSelector { return d.Spec.Selector })).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 5}).
 		Complete(r)
 }
@@ -137,25 +136,4 @@ func (r *Reconciler) patchOwnerRefs(ctx context.Context, rs *appsv1.ReplicaSet, 
 		return nil
 	}
 	return err
-}
-
-// adoptersOf maps an orphaned ReplicaSet to the Deployments whose selector
-// matches it; owned ones reach their owner through Owns.
-func (r *Reconciler) adoptersOf(ctx context.Context, obj client.Object) []reconcile.Request {
-	if workload.ControllerRef(obj) != nil {
-		return nil
-	}
-	var list appsv1.DeploymentList
-	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-		return nil
-	}
-	var reqs []reconcile.Request
-	for i := range list.Items {
-		selector, err := metav1.LabelSelectorAsSelector(list.Items[i].Spec.Selector)
-		if err != nil || selector.Empty() || !selector.Matches(labels.Set(obj.GetLabels())) {
-			continue
-		}
-		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: list.Items[i].Name}})
-	}
-	return reqs
 }

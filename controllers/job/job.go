@@ -37,7 +37,10 @@ var controllerKind = batchv1.SchemeGroupVersion.WithKind("Job")
 
 // Reconciler is the Job controller.
 type Reconciler struct {
-	Client       client.Client
+	Client client.Client
+	// APIReader reads past the cache, to recheck a Job before it adopts
+	// a pod.
+	APIReader    client.Reader
 	Recorder     recorder.EventRecorder
 	expectations *workload.Expectations
 	now          func() time.Time
@@ -47,6 +50,7 @@ type Reconciler struct {
 func SetupWithManager(mgr ctrl.Manager) error {
 	r := &Reconciler{
 		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
 		Recorder:     mgr.GetEventRecorder("job-controller"),
 		expectations: workload.NewExpectations(),
 		now:          time.Now,
@@ -55,6 +59,7 @@ func SetupWithManager(mgr ctrl.Manager) error {
 		Named("job").
 		For(&batchv1.Job{}).
 		Watches(&corev1.Pod{}, workload.OwnedPodHandler(controllerKind, r.expectations)).
+		Watches(&corev1.Pod{}, workload.EnqueueAdopters(mgr.GetClient(), &batchv1.JobList{}, func(job *batchv1.Job) *metav1.LabelSelector { return job.Spec.Selector })).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 5}).
 		Complete(r)
 }
@@ -389,19 +394,19 @@ func (r *Reconciler) cleanUpFinished(ctx context.Context, job *batchv1.Job, fini
 	return reconcile.Result{}, nil
 }
 
-// ownedPods lists the pods the Job controls.
+// ownedPods lists the pods the Job controls, after adopting orphans its
+// selector matches and releasing pods it no longer does, as upstream's
+// Job controller claims them.
 func (r *Reconciler) ownedPods(ctx context.Context, job *batchv1.Job) ([]*corev1.Pod, error) {
+	selector, err := metav1.LabelSelectorAsSelector(job.Spec.Selector)
+	if err != nil {
+		return nil, reconcile.TerminalError(fmt.Errorf("job %s/%s has an invalid selector: %w", job.Namespace, job.Name, err))
+	}
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.InNamespace(job.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
-	var owned []*corev1.Pod
-	for i := range pods.Items {
-		if ref := workload.ControllerRef(&pods.Items[i]); ref != nil && ref.UID == job.UID {
-			owned = append(owned, &pods.Items[i])
-		}
-	}
-	return owned, nil
+	return workload.ClaimPods(ctx, r.Client, r.APIReader, job, controllerKind, selector, pods.Items, nil)
 }
 
 // finished reports whether the Job has its Complete or Failed condition,

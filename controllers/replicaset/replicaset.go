@@ -63,6 +63,7 @@ func SetupWithManager(mgr ctrl.Manager) error {
 		Named("replicaset").
 		For(&appsv1.ReplicaSet{}).
 		Watches(&corev1.Pod{}, r.podHandler()).
+		Watches(&corev1.Pod{}, workload.EnqueueAdopters(mgr.GetClient(), &appsv1.ReplicaSetList{}, selectorOf)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 5}).
 		Complete(r)
 }
@@ -347,11 +348,12 @@ func calculateStatus(rs *appsv1.ReplicaSet, owned, active []*corev1.Pod, now tim
 	return status
 }
 
-// podHandler enqueues the ReplicaSet that controls a pod (or, for an
-// orphan, every ReplicaSet that could adopt it) and feeds expectations.
+// podHandler enqueues the ReplicaSet that controls a pod and feeds
+// expectations; orphans reach the ReplicaSets that could adopt them
+// through workload.EnqueueAdopters.
 func (r *Reconciler) podHandler() handler.EventHandler {
 	return handler.Funcs{
-		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			pod := e.Object.(*corev1.Pod)
 			if ref := ownerRef(pod); ref != nil {
 				key := requestFor(pod.Namespace, ref.Name)
@@ -360,11 +362,9 @@ func (r *Reconciler) podHandler() handler.EventHandler {
 					r.expectations.DeletionObserved(key.String(), pod.Name)
 				}
 				q.Add(key)
-				return
 			}
-			r.enqueueAdopters(ctx, pod, q)
 		},
-		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			oldPod, newPod := e.ObjectOld.(*corev1.Pod), e.ObjectNew.(*corev1.Pod)
 			if oldPod.ResourceVersion == newPod.ResourceVersion {
 				return
@@ -378,11 +378,9 @@ func (r *Reconciler) podHandler() handler.EventHandler {
 			}
 			if newRef != nil {
 				q.Add(requestFor(newPod.Namespace, newRef.Name))
-				return
 			}
-			r.enqueueAdopters(ctx, newPod, q)
 		},
-		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			pod, ok := e.Object.(*corev1.Pod)
 			if !ok {
 				return
@@ -396,22 +394,7 @@ func (r *Reconciler) podHandler() handler.EventHandler {
 	}
 }
 
-func (r *Reconciler) enqueueAdopters(ctx context.Context, pod *corev1.Pod, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	if !workload.IsPodActive(pod) {
-		return
-	}
-	var sets appsv1.ReplicaSetList
-	if err := r.Client.List(ctx, &sets, client.InNamespace(pod.Namespace)); err != nil {
-		return
-	}
-	for i := range sets.Items {
-		selector, err := metav1.LabelSelectorAsSelector(sets.Items[i].Spec.Selector)
-		if err != nil || selector.Empty() || !selector.Matches(labels.Set(pod.Labels)) {
-			continue
-		}
-		q.Add(requestFor(pod.Namespace, sets.Items[i].Name))
-	}
-}
+func selectorOf(rs *appsv1.ReplicaSet) *metav1.LabelSelector { return rs.Spec.Selector }
 
 // ownerRef is the pod's controller reference when a ReplicaSet holds it.
 func ownerRef(pod *corev1.Pod) *metav1.OwnerReference {

@@ -70,9 +70,13 @@ func SetupWithManager(mgr ctrl.Manager) error {
 		For(&appsv1.StatefulSet{}).
 		Owns(&appsv1.ControllerRevision{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1.StatefulSet{}, handler.OnlyControllerOwner())).
+		Watches(&corev1.Pod{}, workload.EnqueueAdopters(mgr.GetClient(), &appsv1.StatefulSetList{}, selectorOf)).
+		Watches(&appsv1.ControllerRevision{}, workload.EnqueueAdopters(mgr.GetClient(), &appsv1.StatefulSetList{}, selectorOf)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
 		Complete(r)
 }
+
+func selectorOf(sts *appsv1.StatefulSet) *metav1.LabelSelector { return sts.Spec.Selector }
 
 // revisions is what one pass knows about the set's templates: the
 // revision its pods are being moved to, the one they are moving from, and
