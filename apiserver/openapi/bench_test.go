@@ -46,7 +46,7 @@ func BenchmarkFirstRequest(b *testing.B) {
 func BenchmarkNew(b *testing.B) {
 	scheme := testScheme(b)
 	for range b.N {
-		if _, err := New(registry.Builtins(), scheme, "v1.37.2"); err != nil {
+		if _, err := New(registry.Builtins(registry.BuiltinOptions{}), scheme, "v1.37.2"); err != nil {
 			b.Fatal(err)
 		}
 	}

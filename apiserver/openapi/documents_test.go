@@ -43,7 +43,7 @@ func testScheme(t testing.TB) *runtime.Scheme {
 
 func newTestDocuments(t testing.TB) *Documents {
 	t.Helper()
-	docs, err := New(registry.Builtins(), testScheme(t), "v1.37.2")
+	docs, err := New(registry.Builtins(registry.BuiltinOptions{}), testScheme(t), "v1.37.2")
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -240,7 +240,7 @@ func TestQueryParamVerifierV3SupportsFieldValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(gvs) != len(registry.Builtins().GroupVersions()) {
+	if len(gvs) != len(registry.Builtins(registry.BuiltinOptions{}).GroupVersions()) {
 		t.Errorf("openapi3 root group versions = %v", gvs)
 	}
 }

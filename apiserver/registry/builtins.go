@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"time"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -98,8 +100,19 @@ func singular(kind string) string {
 	return string(b)
 }
 
+// DefaultEventTTL is kube-apiserver's default --event-ttl.
+const DefaultEventTTL = time.Hour
+
+// BuiltinOptions are the server settings that change how built-in
+// resources are kept.
+type BuiltinOptions struct {
+	// EventTTL is how long an event lives after its last write
+	// (--event-ttl); zero keeps events until they are deleted.
+	EventTTL time.Duration
+}
+
 // Builtins returns the built-in resources Tower serves.
-func Builtins() *Catalog {
+func Builtins(opts BuiltinOptions) *Catalog {
 	nsd := namespacedStrategy
 	specs := []spec{
 		{gv: coreV1, resource: "namespaces", kind: "Namespace", short: []string{"ns"}, prefix: "/registry/namespaces",
@@ -180,8 +193,10 @@ func Builtins() *Catalog {
 		resources = append(resources, r)
 		byGVR[r.GroupVersionResource] = r
 	}
-	// events.k8s.io/v1 events are a view of the core/v1 events storage.
+	// events.k8s.io/v1 events are a view of the core/v1 events storage,
+	// so the TTL of that storage covers both.
 	coreEvents := byGVR[coreV1.WithResource("events")]
+	coreEvents.TTL = opts.EventTTL
 	byGVR[eventsV1.WithResource("events")].StoredAs = eventsV1View(coreEvents)
 	return NewCatalog(resources)
 }

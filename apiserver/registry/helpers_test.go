@@ -19,7 +19,7 @@ import (
 // resourceFor looks a built-in resource up by group and plural.
 func resourceFor(t *testing.T, group, resource string) *Resource {
 	t.Helper()
-	for _, r := range Builtins().Resources() {
+	for _, r := range Builtins(BuiltinOptions{}).Resources() {
 		if r.Group == group && r.Resource == resource {
 			return r
 		}

@@ -7,6 +7,7 @@ package registry
 
 import (
 	"context"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -49,6 +50,10 @@ type Resource struct {
 	// NotStored resources are answered, not kept: a create is handled by a
 	// dedicated handler (access reviews, token reviews) and no store exists.
 	NotStored bool
+
+	// TTL, when positive, is how long an object is kept after its last
+	// create or update; then etcd deletes it (events, after --event-ttl).
+	TTL time.Duration
 
 	// StoredAs is set when this resource is a view of another resource's
 	// storage (events.k8s.io/v1 events are stored as core/v1 events). The

@@ -18,7 +18,7 @@ import (
 // accepts its own empty object without panicking, and that GetAttrs always
 // yields the metadata fields.
 func TestCatalogStrategies(t *testing.T) {
-	for _, r := range Builtins().Resources() {
+	for _, r := range Builtins(BuiltinOptions{}).Resources() {
 		t.Run(r.GroupVersionResource.String(), func(t *testing.T) {
 			if r.Strategy == nil {
 				t.Fatal("no strategy")
@@ -51,7 +51,7 @@ func TestStatusSubresources(t *testing.T) {
 		"deployments": true, "replicasets": true, "statefulsets": true, "daemonsets": true,
 		"jobs": true, "cronjobs": true, "poddisruptionbudgets": true, "validatingadmissionpolicies": true,
 	}
-	for _, r := range Builtins().Resources() {
+	for _, r := range Builtins(BuiltinOptions{}).Resources() {
 		if got := r.Status != nil; got != want[r.Resource] {
 			t.Errorf("%s: status subresource = %v, want %v", r.GroupVersionResource, got, want[r.Resource])
 		}

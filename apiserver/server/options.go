@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"tower.dev/tower/apiserver/admission"
+	"tower.dev/tower/apiserver/registry"
 )
 
 // Options configure the API server. Flag names follow kube-apiserver's
@@ -47,6 +48,10 @@ type Options struct {
 	// EtcdCompactionInterval: how often old revisions are compacted; 0
 	// disables compaction.
 	EtcdCompactionInterval time.Duration
+
+	// EventTTL: how long events are kept after their last write; zero
+	// keeps them until deleted.
+	EventTTL time.Duration
 
 	// WatchCache: serve watches and lists from one in-memory cache per
 	// resource fed by one etcd watch.
@@ -105,6 +110,7 @@ func NewOptions() *Options {
 		CertDir:                "/var/run/kubernetes",
 		EtcdPrefix:             "/registry",
 		EtcdCompactionInterval: 5 * time.Minute,
+		EventTTL:               registry.DefaultEventTTL,
 		WatchCache:             true,
 		ServiceClusterIPRange:  "10.0.0.0/24",
 		MaxRequestBodyBytes:    3 * 1024 * 1024,
@@ -136,6 +142,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.EtcdCertFile, "etcd-certfile", o.EtcdCertFile, "SSL certification file used to secure etcd communication.")
 	fs.StringVar(&o.EtcdKeyFile, "etcd-keyfile", o.EtcdKeyFile, "SSL key file used to secure etcd communication.")
 	fs.DurationVar(&o.EtcdCompactionInterval, "etcd-compaction-interval", o.EtcdCompactionInterval, "The interval of compaction requests. If 0, the compaction request from apiserver is disabled.")
+	AddEventTTLFlag(fs, &o.EventTTL)
 	fs.BoolVar(&o.WatchCache, "watch-cache", o.WatchCache, "Enable watch caching in the apiserver.")
 	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "A CIDR notation IP range from which to assign service cluster IPs.")
 	fs.Int64Var(&o.MaxRequestBodyBytes, "max-request-body-bytes", o.MaxRequestBodyBytes, "Limits the size of request bodies.")
@@ -156,6 +163,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.DisableAdmissionPlugins, "disable-admission-plugins", o.DisableAdmissionPlugins, "admission plugins that should be disabled although they are in the default enabled plugins list.")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Enable profiling via web interface host:port/debug/pprof/.")
 	fs.IntVar(&o.MinRequestTimeout, "min-request-timeout", o.MinRequestTimeout, "An optional field indicating the minimum number of seconds a handler must keep a request open before timing it out (watch).")
+}
+
+// AddEventTTLFlag registers kube-apiserver's --event-ttl, for commands
+// that start an API server with a few of its flags (tower up).
+func AddEventTTLFlag(fs *pflag.FlagSet, ttl *time.Duration) {
+	fs.DurationVar(ttl, "event-ttl", *ttl, "Amount of time to keep events after their last write (0 keeps them until deleted).")
 }
 
 // KubernetesServiceIP is the cluster IP of the default/kubernetes

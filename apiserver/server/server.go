@@ -44,6 +44,9 @@ const shutdownTimeout = 10 * time.Second
 // Run serves the API until ctx is cancelled, then shuts down cleanly.
 func Run(ctx context.Context, o *Options) error {
 	log := logr.FromContextOrDiscard(ctx).WithName("apiserver")
+	if o.EventTTL < 0 {
+		return fmt.Errorf("--event-ttl %s: must not be negative", o.EventTTL)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -229,7 +232,7 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 	if err != nil {
 		return nil, err
 	}
-	builtins := append(registry.Builtins().Resources(), crdResource)
+	builtins := append(registry.Builtins(registry.BuiltinOptions{EventTTL: o.EventTTL}).Resources(), crdResource)
 	a := &api{
 		options:   o,
 		scheme:    scheme,
@@ -335,7 +338,7 @@ func newAPI(ctx context.Context, o *Options, client *clientv3.Client) (*api, err
 func (a *api) newStore(ctx context.Context, scheme *runtime.Scheme, res *registry.Resource) (storage.Interface, error) {
 	codec := newStorageCodec(scheme, res.GroupVersionKind())
 	prefix := a.keyPrefix(res)
-	etcdStore := storage.NewEtcdStore(a.etcd, codec, res.New, res.NewList, prefix)
+	etcdStore := storage.NewEtcdStore(a.etcd, codec, res.New, res.NewList, prefix, storage.WithTTL(res.TTL))
 	if !a.options.WatchCache {
 		return etcdStore, nil
 	}

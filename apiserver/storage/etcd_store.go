@@ -3,12 +3,15 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,19 +26,67 @@ type etcdStore struct {
 	newListFunc func() runtime.Object
 	// prefix is the resource's key prefix with a trailing slash.
 	prefix string
+	// ttl, when positive, is how long an object lives after its last
+	// create or update; leases hands out the etcd leases that end it.
+	ttl    time.Duration
+	leases *leaseReuser
+}
+
+// StoreOption adjusts an etcd store.
+type StoreOption func(*etcdStore)
+
+// WithTTL makes every object expire ttl (in whole seconds; less than a
+// second is no TTL) after its last create or update, as kube-apiserver
+// keeps events (--event-ttl): each write attaches an etcd lease, etcd
+// deletes the key when the lease ends and watchers see DELETED. Leases are
+// shared between writes close together, so an object may live up to a
+// minute longer than ttl.
+func WithTTL(ttl time.Duration) StoreOption {
+	return func(s *etcdStore) { s.ttl = ttl.Truncate(time.Second) }
 }
 
 // NewEtcdStore returns the etcd-backed Interface for the resource whose keys
 // live under prefix ("/registry/pods"). codec decides the stored encoding;
 // the store only needs it to round-trip.
-func NewEtcdStore(client *clientv3.Client, codec runtime.Codec, newFunc, newListFunc func() runtime.Object, prefix string) Interface {
-	return &etcdStore{
+func NewEtcdStore(client *clientv3.Client, codec runtime.Codec, newFunc, newListFunc func() runtime.Object, prefix string, opts ...StoreOption) Interface {
+	s := &etcdStore{
 		client:      client,
 		codec:       codec,
 		newFunc:     newFunc,
 		newListFunc: newListFunc,
 		prefix:      strings.TrimSuffix(prefix, "/") + "/",
 	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if s.ttl > 0 {
+		s.leases = newLeaseReuser(client.Lease)
+	}
+	return s
+}
+
+// putOptions attaches the lease that ends a written object's life, when
+// the store has a TTL; lease is the lease attached (NoLease otherwise).
+func (s *etcdStore) putOptions(ctx context.Context) (opts []clientv3.OpOption, lease clientv3.LeaseID, err error) {
+	if s.leases == nil {
+		return nil, clientv3.NoLease, nil
+	}
+	lease, err = s.leases.lease(ctx, s.ttl)
+	if err != nil {
+		return nil, clientv3.NoLease, err
+	}
+	return []clientv3.OpOption{clientv3.WithLease(lease)}, lease, nil
+}
+
+// leaseLost reports whether a write failed because its lease no longer
+// exists (revoked outside the API server); the lease is then forgotten so
+// that one retry gets a new one.
+func (s *etcdStore) leaseLost(err error, lease clientv3.LeaseID) bool {
+	if lease == clientv3.NoLease || !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return false
+	}
+	s.leases.forget(lease)
+	return true
 }
 
 // objState is what the store knows about one stored object.
@@ -186,12 +237,9 @@ func (s *etcdStore) Create(ctx context.Context, key string, obj, out runtime.Obj
 	if err != nil {
 		return err
 	}
-	resp, err := s.client.Txn(ctx).
-		If(clientv3.Compare(clientv3.ModRevision(key), "=", 0)).
-		Then(clientv3.OpPut(key, string(data))).
-		Commit()
+	resp, err := s.putIf(ctx, "create", key, clientv3.Compare(clientv3.ModRevision(key), "=", 0), data)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", key, err)
+		return err
 	}
 	if !resp.Succeeded {
 		return NewError(ErrCodeKeyExists, key, "key exists")
@@ -383,13 +431,9 @@ func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, out runtim
 			return SetResourceVersion(out, state.rev)
 		}
 
-		resp, err := s.client.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", state.rev)).
-			Then(clientv3.OpPut(key, string(data))).
-			Else(clientv3.OpGet(key)).
-			Commit()
+		resp, err := s.putIf(ctx, "update", key, clientv3.Compare(clientv3.ModRevision(key), "=", state.rev), data, clientv3.OpGet(key))
 		if err != nil {
-			return fmt.Errorf("update %s: %w", key, err)
+			return err
 		}
 		if !resp.Succeeded {
 			state, err = s.currentTxnState(key, resp, ignoreNotFound)
@@ -400,6 +444,25 @@ func (s *etcdStore) GuaranteedUpdate(ctx context.Context, key string, out runtim
 			continue
 		}
 		return s.answerWrite(out, updated, data, resp.Header.Revision)
+	}
+}
+
+// putIf puts data at key when cmp holds, with the store's lease, and runs
+// orElse otherwise; verb names the operation in errors.
+func (s *etcdStore) putIf(ctx context.Context, verb, key string, cmp clientv3.Cmp, data []byte, orElse ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	for retried := false; ; retried = true {
+		putOpts, lease, err := s.putOptions(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", verb, key, err)
+		}
+		resp, err := s.client.Txn(ctx).If(cmp).Then(clientv3.OpPut(key, string(data), putOpts...)).Else(orElse...).Commit()
+		if err != nil {
+			if !retried && s.leaseLost(err, lease) {
+				continue
+			}
+			return nil, fmt.Errorf("%s %s: %w", verb, key, err)
+		}
+		return resp, nil
 	}
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"slices"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // envtestArgs are the arguments controller-runtime's envtest (v0.25) starts
@@ -64,10 +66,25 @@ func TestAPIServerFlagsReachServerOptions(t *testing.T) {
 		"service-account-issuer":   "[https://127.0.0.1:34567/]",
 		"authorization-mode":       "[RBAC]",
 		"service-cluster-ip-range": "10.0.0.0/24",
+		"event-ttl":                "1h0m0s",
 	}
 	for name, want := range tests {
 		if got := cmd.Flags().Lookup(name).Value.String(); got != want {
 			t.Errorf("--%s = %q, want %q", name, got, want)
+		}
+	}
+}
+
+func TestEventTTLFlag(t *testing.T) {
+	for name, cmd := range map[string]*cobra.Command{"apiserver": newAPIServerCommand("kube-apiserver"), "up": newUpCommand()} {
+		if got := cmd.Flags().Lookup("event-ttl").Value.String(); got != "1h0m0s" {
+			t.Errorf("%s: default --event-ttl %s, want kube-apiserver's 1h0m0s", name, got)
+		}
+		if err := cmd.ParseFlags([]string{"--event-ttl=90s"}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := cmd.Flags().Lookup("event-ttl").Value.String(); got != "1m30s" {
+			t.Errorf("%s: --event-ttl=90s parsed as %s", name, got)
 		}
 	}
 }

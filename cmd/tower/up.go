@@ -22,6 +22,7 @@ import (
 	"tower.dev/tower/apiserver/authentication"
 	"tower.dev/tower/apiserver/authorization"
 	"tower.dev/tower/apiserver/pki"
+	"tower.dev/tower/apiserver/registry"
 	"tower.dev/tower/apiserver/server"
 	"tower.dev/tower/controllers/manager"
 	"tower.dev/tower/controllers/nodeipam"
@@ -44,6 +45,8 @@ type upOptions struct {
 	Controllers []string
 	// SimulatedNodes starts this many simulated nodes in process.
 	SimulatedNodes int
+	// EventTTL is the API server's --event-ttl.
+	EventTTL time.Duration
 }
 
 func newUpCommand() *cobra.Command {
@@ -53,6 +56,7 @@ func newUpCommand() *cobra.Command {
 		BindAddress: "127.0.0.1",
 		Node:        newNodeOptions(""),
 		Controllers: []string{"*"},
+		EventTTL:    registry.DefaultEventTTL,
 	}
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -80,6 +84,7 @@ stopped (objects and certificates are kept).`,
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "The IP address on which to listen for the --secure-port port.")
 	o.Node.addFlags(fs, true)
 	fs.StringSliceVar(&o.Controllers, "controllers", o.Controllers, "Controllers the controller manager runs: '*' for all on by default, 'foo' to add foo, '-foo' to disable foo.")
+	server.AddEventTTLFlag(fs, &o.EventTTL)
 	fs.IntVar(&o.SimulatedNodes, "simulated-nodes", o.SimulatedNodes, "Start this many simulated nodes (no containers) in the same process.")
 	return cmd
 }
@@ -127,6 +132,7 @@ func runUp(ctx context.Context, o *upOptions, program string, out io.Writer) err
 	opts.TLSPrivateKeyFile = servingKey
 	opts.ClientCAFile = ca.CertFile
 	opts.EtcdServers = o.EtcdServers
+	opts.EventTTL = o.EventTTL
 	// Node agents accept client certificates from the cluster CA; this one
 	// is the API server's, for pods/log, under kubeadm's name.
 	if opts.KubeletClientCertFile, opts.KubeletClientKeyFile, err = ca.EnsureClientCert(pkiDir, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{authentication.GroupMasters}); err != nil {
