@@ -16,6 +16,8 @@ import (
 type ValidatingPolicies struct {
 	plugin *validatingpolicy.Plugin
 	adapter
+	// bindings: a policy without one applies to nothing.
+	bindings configurations
 }
 
 // NewValidatingPolicies builds the ValidatingAdmissionPolicy plugin. The
@@ -35,11 +37,18 @@ func NewValidatingPolicies(c UpstreamConfig) (*ValidatingPolicies, error) {
 	if err := p.ValidateInitialization(); err != nil {
 		return nil, fmt.Errorf("validating admission policy plugin: %w", err)
 	}
-	return &ValidatingPolicies{plugin: p, adapter: adapter{scheme: c.Scheme, resources: c.Resources}}, nil
+	return &ValidatingPolicies{
+		plugin:   p,
+		adapter:  adapter{scheme: c.Scheme, resources: c.Resources},
+		bindings: configurations{c.Informers.Admissionregistration().V1().ValidatingAdmissionPolicyBindings().Informer()},
+	}, nil
 }
 
 // Validate evaluates the bound policies that match the write.
 func (p *ValidatingPolicies) Validate(ctx context.Context, a *Attributes) error {
+	if p.bindings.none() {
+		return nil
+	}
 	ctx, attrs, o := p.attributes(ctx, a)
 	return p.plugin.Validate(ctx, attrs, o)
 }

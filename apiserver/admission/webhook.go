@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/featuregate"
 
 	"tower.dev/tower/apiserver/authentication"
@@ -50,12 +51,25 @@ type Webhooks struct {
 type MutatingWebhooks struct {
 	plugin *mutating.Plugin
 	adapter
+	configurations
 }
 
 // ValidatingWebhooks calls the validating webhooks.
 type ValidatingWebhooks struct {
 	plugin *validating.Plugin
 	adapter
+	configurations
+}
+
+// configurations watches the webhook configurations of one kind. With
+// none registered the plugin could change nothing, yet it would still pay
+// for a readiness check, a timer and the translated attributes on every
+// write; the common cluster has none, so that cost is skipped.
+type configurations struct{ informer cache.SharedIndexInformer }
+
+// none reports that the informer has synced and holds no configuration.
+func (c configurations) none() bool {
+	return c.informer.HasSynced() && len(c.informer.GetStore().ListKeys()) == 0
 }
 
 // UpstreamConfig is what k8s.io/apiserver's webhook and policy plugins
@@ -117,13 +131,22 @@ func NewWebhooks(c UpstreamConfig) (*Webhooks, error) {
 		}
 	}
 	a := adapter{scheme: c.Scheme, resources: c.Resources}
-	return &Webhooks{Mutating: &MutatingWebhooks{plugin: m, adapter: a}, Validating: &ValidatingWebhooks{plugin: v, adapter: a}}, nil
+	registrations := c.Informers.Admissionregistration().V1()
+	return &Webhooks{
+		Mutating: &MutatingWebhooks{plugin: m, adapter: a,
+			configurations: configurations{registrations.MutatingWebhookConfigurations().Informer()}},
+		Validating: &ValidatingWebhooks{plugin: v, adapter: a,
+			configurations: configurations{registrations.ValidatingWebhookConfigurations().Informer()}},
+	}, nil
 }
 
 // Admit runs the mutating webhooks, and once more those with
 // reinvocationPolicy IfNeeded when a later webhook changed the object, as
 // kube-apiserver's admission chain does.
 func (w *MutatingWebhooks) Admit(ctx context.Context, a *Attributes) error {
+	if w.none() {
+		return nil
+	}
 	ctx, attrs, o := w.attributes(ctx, a)
 	if err := w.plugin.Admit(ctx, attrs, o); err != nil {
 		return err
@@ -137,6 +160,9 @@ func (w *MutatingWebhooks) Admit(ctx context.Context, a *Attributes) error {
 
 // Validate runs the validating webhooks.
 func (w *ValidatingWebhooks) Validate(ctx context.Context, a *Attributes) error {
+	if w.none() {
+		return nil
+	}
 	ctx, attrs, o := w.attributes(ctx, a)
 	return w.plugin.Validate(ctx, attrs, o)
 }

@@ -44,7 +44,6 @@ func (q *request) bind(ctx context.Context) {
 		if !ok {
 			return nil, fmt.Errorf("binding of %T", current)
 		}
-		pod = pod.DeepCopy()
 		if binding.UID != "" && binding.UID != pod.UID {
 			return nil, storage.NewError(storage.ErrCodePreconditionFailed, q.info.Name,
 				"Precondition failed: UID in precondition: %v, UID in object meta: %v", binding.UID, pod.UID)

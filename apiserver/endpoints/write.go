@@ -341,9 +341,6 @@ type newStateFunc func(current runtime.Object) (runtime.Object, error)
 func (q *request) updateObject(ctx context.Context, newState newStateFunc, dryRun bool) (runtime.Object, error) {
 	out := q.Resource.New()
 	tryUpdate := func(current runtime.Object) (runtime.Object, error) {
-		// current may be the watch cache's shared copy, and strategies copy
-		// parts of it into the new object before changing them.
-		current = current.DeepCopyObject()
 		curMeta, err := meta.Accessor(current)
 		if err != nil {
 			return nil, err

@@ -61,7 +61,9 @@ type Interface interface {
 	CurrentResourceVersion(ctx context.Context) (uint64, error)
 }
 
-// UpdateFunc computes the new state from the current one.
+// UpdateFunc computes the new state from the current one. current is the
+// store's own copy, decoded or copied for this call: tryUpdate may change
+// it and return it.
 type UpdateFunc func(current runtime.Object) (updated runtime.Object, err error)
 
 // ValidateObjectFunc inspects the current object before a destructive write.
