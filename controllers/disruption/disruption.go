@@ -4,7 +4,8 @@
 // many must stay healthy, how many are, and so how many disruptions the
 // eviction subresource may allow. Evictions the API server recorded in
 // status.disruptedPods count as gone until the pod is deleted or a timeout
-// passes.
+// passes. A DisruptionTarget condition that no deletion followed is reset
+// after a timeout.
 package disruption
 
 import (
@@ -50,10 +51,25 @@ type Reconciler struct {
 	Now      func() time.Time
 }
 
+// Options configure the controller.
+type Options struct {
+	// StalePodDisruptionTimeout is how long a DisruptionTarget=True
+	// condition may stay on a pod that is not being deleted;
+	// DefaultStalePodDisruptionTimeout when zero.
+	StalePodDisruptionTimeout time.Duration
+}
+
 // SetupWithManager registers the controller with mgr: budgets are
 // reconciled when they change, when pods they may select change, and when
-// the workloads whose scale they count change.
-func SetupWithManager(mgr manager.Manager) error {
+// the workloads whose scale they count change; pods with a
+// DisruptionTarget condition are watched until it goes stale.
+func SetupWithManager(mgr manager.Manager, o Options) error {
+	if o.StalePodDisruptionTimeout == 0 {
+		o.StalePodDisruptionTimeout = DefaultStalePodDisruptionTimeout
+	}
+	if err := setUpStaleDisruption(mgr, o.StalePodDisruptionTimeout); err != nil {
+		return err
+	}
 	r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("controllermanager"), Now: time.Now}
 	budgetsOf := handler.EnqueueRequestsFromMapFunc(r.budgetsInNamespaceOf)
 	return ctrl.NewControllerManagedBy(mgr).

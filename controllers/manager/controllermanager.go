@@ -47,6 +47,10 @@ type ControllerManagerOptions struct {
 	TerminatedPodGCThreshold int
 	// PodGCPeriod is how often pod GC runs (20s when zero).
 	PodGCPeriod time.Duration
+	// StalePodDisruptionTimeout is how long a pod that is not being
+	// deleted may carry DisruptionTarget=True before the disruption
+	// controller resets it (2m when zero; upstream has no flag).
+	StalePodDisruptionTimeout time.Duration
 	// ClusterCIDR and NodeCIDRMaskSize are --cluster-cidr and
 	// --node-cidr-mask-size: node IPAM gives each node a subnet of that
 	// size from the cluster CIDR.
@@ -112,7 +116,9 @@ func controllerSpecs() []controllerSpec {
 		{cronjob.Name, true, plain(cronjob.SetupWithManager)},
 		{daemonset.Name, true, plain(daemonset.SetupWithManager)},
 		{statefulset.Name, true, plain(statefulset.SetupWithManager)},
-		{disruption.Name, true, plain(disruption.SetupWithManager)},
+		{disruption.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
+			return disruption.SetupWithManager(m, disruption.Options{StalePodDisruptionTimeout: o.StalePodDisruptionTimeout})
+		}},
 		{nodeipam.Name, true, func(m manager.Manager, o ControllerManagerOptions) error {
 			return nodeipam.SetupWithManager(m, nodeipam.Options{ClusterCIDR: o.ClusterCIDR, MaskSize: o.NodeCIDRMaskSize})
 		}},
