@@ -131,7 +131,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 // orphans and releasing owned pods that no longer match its selector.
 func (r *Reconciler) claimPods(ctx context.Context, rs *appsv1.ReplicaSet, selector labels.Selector) ([]*corev1.Pod, error) {
 	var pods corev1.PodList
-	if err := r.Client.List(ctx, &pods, client.InNamespace(rs.Namespace)); err != nil {
+	// Every pod event syncs a ReplicaSet, and copying each of its
+	// namespace's pods every time made syncs quadratic: the list is read
+	// only (ClaimPods patches copies).
+	if err := r.Client.List(ctx, &pods, client.InNamespace(rs.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
 	return workload.ClaimPods(ctx, r.Client, r.APIReader, rs, controllerKind, selector, pods.Items, workload.IsPodActive)

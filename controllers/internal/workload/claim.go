@@ -19,7 +19,9 @@ import (
 // released (unless owner is being deleted); orphans that match selector
 // and adoptable, and are not being deleted themselves, are adopted, once a read of owner from the API server (not
 // the cache; apiReader) shows it still exists and is not being deleted.
-// kind is owner's kind, for the owner reference.
+// kind is owner's kind, for the owner reference. pods may be the cache's
+// own objects (listed with client.UnsafeDisableDeepCopy): they are never
+// modified, and an adopted pod is returned as the patch answered it.
 func ClaimPods(ctx context.Context, c client.Client, apiReader client.Reader, owner client.Object, kind schema.GroupVersionKind, selector labels.Selector, pods []corev1.Pod, adoptable func(*corev1.Pod) bool) ([]*corev1.Pod, error) {
 	var owned []*corev1.Pod
 	var canAdopt *bool
@@ -51,8 +53,8 @@ func ClaimPods(ctx context.Context, c client.Client, apiReader client.Reader, ow
 			if err != nil {
 				return nil, err
 			}
-			if adopted {
-				owned = append(owned, pod)
+			if adopted != nil {
+				owned = append(owned, adopted)
 			}
 		}
 	}
@@ -75,23 +77,27 @@ func stillAdopting(ctx context.Context, apiReader client.Reader, owner client.Ob
 	return fresh.GetUID() == owner.GetUID() && fresh.GetDeletionTimestamp() == nil, nil
 }
 
-// adoptPod makes owner the controller of an orphan. The patch names the
-// pod's UID, so a pod deleted and recreated meanwhile is not adopted.
-func adoptPod(ctx context.Context, c client.Client, owner client.Object, kind schema.GroupVersionKind, pod *corev1.Pod) (bool, error) {
+// adoptPod makes owner the controller of an orphan and returns the pod as
+// patched, or nil when it is gone. The patch names the pod's UID, so a pod
+// deleted and recreated meanwhile is not adopted.
+func adoptPod(ctx context.Context, c client.Client, owner client.Object, kind schema.GroupVersionKind, pod *corev1.Pod) (*corev1.Pod, error) {
 	ref := NewControllerRef(owner, kind.GroupVersion().String(), kind.Kind)
 	patch, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{"ownerReferences": []any{ref}, "uid": pod.UID},
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if err := c.Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+	// Patch writes the answer into the object it is given: not the
+	// caller's, which may be the cache's.
+	adopted := pod.DeepCopy()
+	if err := c.Patch(ctx, adopted, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 		if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) {
-			return false, nil
+			return nil, nil
 		}
-		return false, fmt.Errorf("adopting pod %s: %w", pod.Name, err)
+		return nil, fmt.Errorf("adopting pod %s: %w", pod.Name, err)
 	}
-	return true, nil
+	return adopted, nil
 }
 
 // releasePod removes the owner reference to ownerUID from pod.
@@ -105,7 +111,7 @@ func releasePod(ctx context.Context, c client.Client, pod *corev1.Pod, ownerUID 
 	if err != nil {
 		return err
 	}
-	if err := c.Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
+	if err := c.Patch(ctx, pod.DeepCopy(), client.RawPatch(types.StrategicMergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsInvalid(err) {
 		return fmt.Errorf("releasing pod %s: %w", pod.Name, err)
 	}
 	return nil
