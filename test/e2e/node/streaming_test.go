@@ -16,11 +16,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/transport/spdy"
 	utilexec "k8s.io/client-go/util/exec"
+	"k8s.io/kubectl/pkg/util/podutils"
 	"k8s.io/utils/ptr"
 
 	"tower.dev/tower/nodeagent"
@@ -41,7 +43,13 @@ func TestPodStreaming(t *testing.T) {
 		},
 	})
 	namespace := n.createNamespace(t, "streaming")
-	n.createPod(t, namespace, "web", imagebuild.EchoImage, nil)
+	// Ready only once it listens: port-forward needs the server up.
+	n.createPod(t, namespace, "web", imagebuild.EchoImage, func(p *corev1.Pod) {
+		p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}},
+			PeriodSeconds: 1,
+		}
+	})
 	n.createPod(t, namespace, "shell", imagebuild.BusyboxImage, func(p *corev1.Pod) {
 		// The busybox image has no /tmp for kubectl cp.
 		p.Spec.Containers[0].Command = []string{"sh", "-c", "mkdir -p /tmp && exec sleep 3600"}
@@ -59,7 +67,7 @@ func TestPodStreaming(t *testing.T) {
 	})
 	for _, name := range []string{"web", "shell", "attachee", "chatty"} {
 		n.waitPod(t, namespace, name, 60*time.Second, "Running", func(p *corev1.Pod) bool {
-			return p.Status.Phase == corev1.PodRunning
+			return p.Status.Phase == corev1.PodRunning && (name != "web" || podutils.IsPodReady(p))
 		})
 	}
 
