@@ -57,6 +57,10 @@ var controlPlaneRows = []string{
 	"apiserver CPU s/1000 pods scheduled",
 	"etcd CPU s/1000 pods scheduled",
 	"deployment apply to all Running seconds",
+	"apiserver RSS MiB",
+	"apiserver peak RSS MiB",
+	"etcd RSS MiB",
+	"etcd peak RSS MiB",
 	"controller-manager RSS MiB",
 	"controller-manager peak RSS MiB",
 	"scheduler RSS MiB",
@@ -238,7 +242,10 @@ func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc contro
 	}
 
 	// (c) Memory at the end, and the most it took.
-	for name, p := range map[string]*framework.Process{"controller-manager": cm, "scheduler": sched, "simulated nodes": sim} {
+	for name, p := range map[string]*framework.Process{
+		"apiserver": c.cp.APIServerProcess, "etcd": c.cp.EtcdProcess,
+		"controller-manager": cm, "scheduler": sched, "simulated nodes": sim,
+	} {
 		rss, err := statusKB(p.Pid(), "VmRSS:")
 		if err != nil {
 			return nil, err
