@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -47,36 +46,37 @@ const (
 )
 
 // controlPlaneRows lists the control-plane report in order.
-var controlPlaneRows = []string{
-	"nodes Ready seconds",
-	"pod create per second",
-	"scheduler start to first bind seconds",
-	"scheduler throughput pods/s",
-	"scheduler pods/s incl. start",
-	"scheduler CPU s/1000 pods",
-	"apiserver CPU s/1000 pods scheduled",
-	"etcd CPU s/1000 pods scheduled",
-	"deployment apply to all Running seconds",
-	"apiserver RSS MiB",
-	"apiserver peak RSS MiB",
-	"etcd RSS MiB",
-	"etcd peak RSS MiB",
-	"controller-manager RSS MiB",
-	"controller-manager peak RSS MiB",
-	"scheduler RSS MiB",
-	"scheduler peak RSS MiB",
-	"simulated nodes RSS MiB",
-	"simulated nodes peak RSS MiB",
+var controlPlaneRows = []row{
+	{"nodes Ready seconds", false},
+	{"pod create per second", true},
+	{"scheduler start to first bind seconds", false},
+	{"scheduler throughput pods/s", true},
+	{"scheduler pods/s incl. start", true},
+	{"scheduler CPU s/1000 pods", false},
+	{"apiserver CPU s/1000 pods scheduled", false},
+	{"etcd CPU s/1000 pods scheduled", false},
+	{"deployment apply to all Running seconds", false},
+	{"apiserver RSS MiB", false},
+	{"apiserver peak RSS MiB", false},
+	{"etcd RSS MiB", false},
+	{"etcd peak RSS MiB", false},
+	{"controller-manager RSS MiB", false},
+	{"controller-manager peak RSS MiB", false},
+	{"scheduler RSS MiB", false},
+	{"scheduler peak RSS MiB", false},
+	{"simulated nodes RSS MiB", false},
+	{"simulated nodes peak RSS MiB", false},
 }
 
-// benchmarkControlPlane runs Tower's API server, scheduler, controller
-// manager and simulated nodes as child processes and measures (a) how fast
-// the scheduler binds sc.pods pending pods over sc.nodes nodes, (b) how
-// long a Deployment of sc.replicas takes from create to all pods Running,
-// and (c) the managers' memory at the end.
-func benchmarkControlPlane(ctx context.Context, sc controlPlaneScale, prof *profiler, towerBin, dir string) (measurement, error) {
+// benchmarkControlPlane runs an API server (Tower's, or the reference
+// kube-apiserver) with Tower's scheduler, controller manager and simulated
+// nodes as child processes and measures (a) how fast the scheduler binds
+// sc.pods pending pods over sc.nodes nodes, (b) how long a Deployment of
+// sc.replicas takes from create to all pods Running, and (c) memory at the
+// end.
+func benchmarkControlPlane(ctx context.Context, sc controlPlaneScale, prof *profiler, server framework.Binaries, towerBin, dir string) (measurement, error) {
 	log := logr.FromContextOrDiscard(ctx)
-	c, err := startCluster(ctx, framework.TowerBinaries(towerBin), dir)
+	c, err := startCluster(ctx, server, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -436,13 +436,8 @@ func (t *podTracker) bindSpan() (first, last time.Time) {
 	return first, last
 }
 
-func printControlPlaneReport(out io.Writer, sc controlPlaneScale, result measurement) {
-	fmt.Fprintf(out, "\nControl plane: %d simulated nodes (one `tower node --simulate` process, stopped while the scheduler\nalone is timed), %d pending pods (100m cpu, 64Mi each) bound by `tower scheduler`, a %d-replica\nDeployment through `tower controller-manager`; every component a child process on loopback, etcd with\n--unsafe-no-fsync; %s\n\n",
+func printControlPlaneReport(out io.Writer, sc controlPlaneScale, targets []framework.Binaries, results []measurement) {
+	fmt.Fprintf(out, "\nControl plane: %d simulated nodes (one `tower node --simulate` process, stopped while the scheduler\nalone is timed), %d pending pods (100m cpu, 64Mi each) bound by `tower scheduler`, a %d-replica\nDeployment through `tower controller-manager`; every component a child process on loopback, etcd with\n--unsafe-no-fsync; the components are Tower's whichever API server serves them; %s\n\n",
 		sc.nodes, sc.pods, sc.replicas, time.Now().Format(time.DateTime))
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "metric\ttower\t")
-	for _, metric := range controlPlaneRows {
-		fmt.Fprintf(w, "%s\t%s\t\n", metric, formatValue(result[metric]))
-	}
-	w.Flush()
+	printTable(out, controlPlaneRows, targets, results)
 }

@@ -171,25 +171,40 @@ func benchmark(ctx context.Context, sc scale, cpScale controlPlaneScale, prof *p
 		}
 	}
 	if cpScale.nodes > 0 {
-		result, err := benchmarkControlPlane(ctx, cpScale, prof, towerBin, filepath.Join(dir, "controlplane"))
-		if err != nil {
-			return fmt.Errorf("control plane: %w", err)
+		targets := serverTargets(ctx, refDir, towerBin)
+		results := make([]measurement, len(targets))
+		for i, server := range targets {
+			// Profiles are of Tower's API server.
+			serverProf := prof
+			if i > 0 {
+				serverProf = nil
+			}
+			if results[i], err = benchmarkControlPlane(ctx, cpScale, serverProf, server, towerBin, filepath.Join(dir, "controlplane-"+server.Name)); err != nil {
+				return fmt.Errorf("control plane on %s: %w", server.Name, err)
+			}
 		}
-		printControlPlaneReport(os.Stdout, cpScale, result)
+		printControlPlaneReport(os.Stdout, cpScale, targets, results)
 	}
 	return nil
+}
+
+// serverTargets are Tower's API server and, when built, the reference
+// kube-apiserver.
+func serverTargets(ctx context.Context, refDir, towerBin string) []framework.Binaries {
+	targets := []framework.Binaries{framework.TowerBinaries(towerBin)}
+	if reference, err := framework.ReferenceBinaries(refDir); err == nil {
+		targets = append(targets, reference)
+	} else {
+		logr.FromContextOrDiscard(ctx).Info("no reference build: reporting Tower alone (run /work/shared/reference/build.sh to compare)", "reason", err.Error())
+	}
+	return targets
 }
 
 // benchmarkAPIServer runs the load against Tower and, when built, the
 // reference kube-apiserver, and prints both.
 func benchmarkAPIServer(ctx context.Context, sc scale, refDir, towerBin, dir string) error {
 	log := logr.FromContextOrDiscard(ctx)
-	targets := []framework.Binaries{framework.TowerBinaries(towerBin)}
-	if reference, err := framework.ReferenceBinaries(refDir); err == nil {
-		targets = append(targets, reference)
-	} else {
-		log.Info("no reference build: reporting Tower alone (run /work/shared/reference/build.sh to compare)", "reason", err.Error())
-	}
+	targets := serverTargets(ctx, refDir, towerBin)
 
 	results := make([]measurement, len(targets))
 	for i, bins := range targets {
@@ -225,6 +240,12 @@ func printReport(out io.Writer, sc scale, targets []framework.Binaries, results 
 	fmt.Fprintf(out, "\n%d ConfigMaps (~1 KiB), %d concurrent writers, %d LIST runs, %d watchers x %d events every %s;\netcd with --unsafe-no-fsync, clients without response compression, loopback; %s\n\n",
 		sc.objects, sc.writers, sc.listRuns, sc.watchers, sc.watchEvents, sc.watchInterval, time.Now().Format(time.DateTime))
 	fmt.Fprintf(out, "%s\n\n", crdScaleNote(sc))
+	printTable(out, rows, targets, results)
+}
+
+// printTable prints one column of results per target and, for two, their
+// ratio.
+func printTable(out io.Writer, rows []row, targets []framework.Binaries, results []measurement) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	header := "metric\t"
 	for _, target := range targets {
