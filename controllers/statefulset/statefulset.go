@@ -5,9 +5,9 @@
 // Running and Ready, and removed from the highest ordinal down; with
 // Parallel management all at once. Each distinct template is kept as a
 // ControllerRevision; RollingUpdate replaces pods from the highest ordinal
-// down to the partition, one at a time, and pods below the partition are
-// recreated from the current revision; OnDelete leaves replacing pods to
-// the user. currentRevision moves to updateRevision once a rolling update
+// down to the partition, up to maxUnavailable at a time, and pods below
+// the partition are recreated from the current revision; OnDelete leaves
+// replacing pods to the user. currentRevision moves to updateRevision once a rolling update
 // has reached every replica.
 package statefulset
 
@@ -25,6 +25,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -127,7 +128,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if manageErr != nil {
 		return reconcile.Result{}, manageErr
 	}
-	return reconcile.Result{}, r.truncateHistory(ctx, sts, pods, claimed, revs)
+	if err := r.truncateHistory(ctx, sts, pods, claimed, revs); err != nil {
+		return reconcile.Result{}, err
+	}
+	// Pods that are ready but not yet available count as unavailable, in
+	// status and for maxUnavailable, until minReadySeconds have passed.
+	var wait time.Duration
+	for _, pod := range pods {
+		if d := workload.AvailableIn(pod, sts.Spec.MinReadySeconds, r.now()); d > 0 && (wait == 0 || d < wait) {
+			wait = d
+		}
+	}
+	return reconcile.Result{RequeueAfter: wait}, nil
 }
 
 // syncRevisions makes the set's template the newest revision and finds
@@ -239,27 +251,89 @@ func (r *Reconciler) manage(ctx context.Context, sts *appsv1.StatefulSet, pods m
 	return r.rollingUpdate(ctx, sts, pods, revs.update.Name)
 }
 
-// rollingUpdate deletes the highest-ordinal pod above the partition that
-// is not at updateRevision, once every pod is healthy; it is recreated
-// from the new template on the next pass.
+// rollingUpdate deletes the pods updateVictims picks; each is recreated
+// from the new template on a later pass.
 func (r *Reconciler) rollingUpdate(ctx context.Context, sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, updateRevision string) error {
 	if sts.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
 		return nil
 	}
-	first, replicas := startOrdinal(sts), replicasOf(sts)
-	partition := partitionOf(sts)
-	for _, pod := range pods {
-		if !healthy(pod) {
-			return nil
-		}
-	}
-	for ordinal := first + replicas - 1; ordinal >= first+partition; ordinal-- {
-		pod, ok := pods[ordinal]
-		if ok && pod.Labels[revisionLabel] != updateRevision {
-			return r.deletePod(ctx, sts, pod)
+	for _, pod := range updateVictims(sts, pods, updateRevision, r.now()) {
+		if err := r.deletePod(ctx, sts, pod); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// updateVictims picks the pods at or above the partition that are not at
+// updateRevision and may be deleted now, highest ordinal first, as
+// upstream's controller does with MaxUnavailableStatefulSet (on by
+// default since 1.35): while fewer than maxUnavailable of the set's
+// ordinals are unavailable (missing, terminating, or not Running and
+// available), as many more as the difference. Under Parallel management
+// outdated pods that are unavailable anyway go first and do not wait for
+// the budget, so that a set whose old template never becomes ready still
+// moves on; under OrderedReady the caller only gets here with every pod
+// ready.
+func updateVictims(sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, updateRevision string, now time.Time) []*corev1.Pod {
+	first, replicas := startOrdinal(sts), replicasOf(sts)
+	lowest := first + partitionOf(sts)
+	budget := maxUnavailableOf(sts, replicas)
+	parallel := sts.Spec.PodManagementPolicy == appsv1.ParallelPodManagement
+	available := func(pod *corev1.Pod) bool {
+		return healthy(pod) && workload.IsPodAvailable(pod, sts.Spec.MinReadySeconds, now)
+	}
+	outdated := func(pod *corev1.Pod) bool {
+		return pod.DeletionTimestamp == nil && pod.Labels[revisionLabel] != updateRevision
+	}
+	unavailable, unavailableOutdated := 0, 0
+	for ordinal := first; ordinal < first+replicas; ordinal++ {
+		pod, ok := pods[ordinal]
+		if ok && available(pod) {
+			continue
+		}
+		unavailable++
+		if parallel && ok && outdated(pod) {
+			unavailableOutdated++
+		}
+	}
+	if unavailable >= budget && unavailableOutdated == 0 {
+		return nil
+	}
+	budget -= unavailable
+
+	var victims []*corev1.Pod
+	if parallel {
+		for ordinal := first + replicas - 1; ordinal >= lowest; ordinal-- {
+			if pod, ok := pods[ordinal]; ok && outdated(pod) && !available(pod) {
+				victims = append(victims, pod)
+			}
+		}
+	}
+	for ordinal := first + replicas - 1; ordinal >= lowest && budget > 0; ordinal-- {
+		pod, ok := pods[ordinal]
+		if !ok || !outdated(pod) || (parallel && !available(pod)) {
+			continue
+		}
+		victims = append(victims, pod)
+		budget--
+	}
+	return victims
+}
+
+// maxUnavailableOf is how many of replicas a rolling update may have
+// unavailable: spec.updateStrategy.rollingUpdate.maxUnavailable, a
+// percentage rounded down, at least 1.
+func maxUnavailableOf(sts *appsv1.StatefulSet, replicas int) int {
+	ru := sts.Spec.UpdateStrategy.RollingUpdate
+	if ru == nil || ru.MaxUnavailable == nil {
+		return 1
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, replicas, false)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
 }
 
 // partitionOf is the RollingUpdate partition: ordinals below it stay at

@@ -2,6 +2,7 @@ package statefulset
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -192,6 +194,91 @@ func TestCalculateStatus(t *testing.T) {
 			status := calculateStatus(sts, pods, &revisions{current: current, update: update}, time.Now())
 			if status.CurrentRevision != c.wantCurrent || status.UpdateRevision != "web-2" || status.CurrentReplicas != c.wantCurrentReplicas || status.UpdatedReplicas != c.wantUpdatedReplicas {
 				t.Fatalf("status %+v, want current %s, %d current and %d updated replicas", status, c.wantCurrent, c.wantCurrentReplicas, c.wantUpdatedReplicas)
+			}
+		})
+	}
+}
+
+func TestUpdateVictims(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	type podState struct {
+		revision string
+		ready    bool
+		// readyFor is how long the pod has been ready (an hour when 0).
+		readyFor    time.Duration
+		terminating bool
+	}
+	old := podState{revision: "old", ready: true}
+	updated := podState{revision: "new", ready: true}
+	starting := podState{revision: "new"}
+	broken := podState{revision: "old"}
+	leaving := podState{revision: "old", ready: true, terminating: true}
+	justReady := podState{revision: "new", ready: true, readyFor: 5 * time.Second}
+	set := func(policy appsv1.PodManagementPolicyType, maxUnavailable *intstr.IntOrString, partition int32, minReadySeconds int32) *appsv1.StatefulSet {
+		return &appsv1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec: appsv1.StatefulSetSpec{
+				Replicas: ptr.To[int32](5), PodManagementPolicy: policy, MinReadySeconds: minReadySeconds,
+				UpdateStrategy: appsv1.StatefulSetUpdateStrategy{
+					Type:          appsv1.RollingUpdateStatefulSetStrategyType,
+					RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{Partition: ptr.To(partition), MaxUnavailable: maxUnavailable},
+				},
+			},
+		}
+	}
+	ordered, parallel := appsv1.OrderedReadyPodManagement, appsv1.ParallelPodManagement
+	two, fifty, ten := ptr.To(intstr.FromInt32(2)), ptr.To(intstr.FromString("50%")), ptr.To(intstr.FromString("10%"))
+	cases := []struct {
+		name string
+		sts  *appsv1.StatefulSet
+		// pods by ordinal; a nil entry is a pod that does not exist.
+		pods []*podState
+		want []int
+	}{
+		{"one at a time by default", set(ordered, nil, 0, 0), []*podState{&old, &old, &old, &old, &old}, []int{4}},
+		{"maxUnavailable 2 takes the two highest", set(ordered, two, 0, 0), []*podState{&old, &old, &old, &old, &old}, []int{4, 3}},
+		{"the partition stops the update", set(ordered, ptr.To(intstr.FromInt32(3)), 3, 0), []*podState{&old, &old, &old, &old, &old}, []int{4, 3}},
+		{"a percentage rounds down", set(ordered, fifty, 0, 0), []*podState{&old, &old, &old, &old, &old}, []int{4, 3}},
+		{"a percentage is at least one pod", set(ordered, ten, 0, 0), []*podState{&old, &old, &old, &old, &old}, []int{4}},
+		{"updated pods are skipped", set(ordered, two, 0, 0), []*podState{&old, &old, &old, &updated, &updated}, []int{2, 1}},
+		{"a terminating pod uses the budget", set(ordered, two, 0, 0), []*podState{&old, &old, &old, &old, &leaving}, []int{3}},
+		{"a terminating pod alone fills a budget of one", set(ordered, nil, 0, 0), []*podState{&old, &old, &old, &old, &leaving}, nil},
+		{"a missing pod uses the budget", set(parallel, two, 0, 0), []*podState{&old, &old, &old, &old, nil}, []int{3}},
+		{"a starting pod uses the budget", set(parallel, two, 0, 0), []*podState{&old, &old, &old, &old, &starting}, []int{3}},
+		{"a pod ready for less than minReadySeconds is unavailable", set(parallel, two, 0, 10), []*podState{&old, &old, &old, &old, &justReady}, []int{3}},
+		{"a full budget waits", set(parallel, nil, 0, 0), []*podState{&old, &old, &old, &old, &starting}, nil},
+		{"Parallel replaces an outdated broken pod beyond the budget", set(parallel, nil, 0, 0), []*podState{&old, &broken, &old, &old, &old}, []int{1}},
+		{"Parallel takes broken pods first, then what the budget leaves", set(parallel, ptr.To(intstr.FromInt32(3)), 0, 0), []*podState{&broken, &old, &old, &old, &old}, []int{0, 4, 3}},
+		{"a broken pod below the partition stays", set(parallel, nil, 2, 0), []*podState{&old, &broken, &old, &old, &old}, nil},
+		{"nothing left to update", set(parallel, two, 0, 0), []*podState{&updated, &updated, &updated, &updated, &updated}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pods := map[int]*corev1.Pod{}
+			for ordinal, state := range c.pods {
+				if state == nil {
+					continue
+				}
+				pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: PodName("web", ordinal), Labels: map[string]string{revisionLabel: state.revision}}}
+				pod.Status.Phase = corev1.PodRunning
+				if state.ready {
+					readyFor := state.readyFor
+					if readyFor == 0 {
+						readyFor = time.Hour
+					}
+					pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(now.Add(-readyFor))}}
+				}
+				if state.terminating {
+					pod.DeletionTimestamp = &metav1.Time{Time: now}
+				}
+				pods[ordinal] = pod
+			}
+			var got []int
+			for _, pod := range updateVictims(c.sts, pods, "new", now) {
+				got = append(got, ordinalOf("web", pod.Name))
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("victims %v, want %v", got, c.want)
 			}
 		})
 	}

@@ -3,12 +3,14 @@ package simulated
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 )
@@ -84,4 +86,57 @@ func TestStatefulSetOrderedReady(t *testing.T) {
 		}
 		return len(pods.Items) == 1 && pods.Items[0].Name == "web-0", nil
 	})
+}
+
+// TestStatefulSetMaxUnavailable: a rolling update of a Parallel
+// StatefulSet with maxUnavailable 2 takes two pods down at once (the
+// controller deletes both in one pass, before either can come back) and
+// never more, until every pod runs the new template.
+func TestStatefulSetMaxUnavailable(t *testing.T) {
+	const replicas, maxUnavailable = 4, 2
+	ns := cluster.cp.CreateNamespace(t)
+	labels := map[string]string{"app": "kv"}
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "kv", Namespace: ns},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To[int32](replicas),
+			ServiceName:         "kv",
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			UpdateStrategy: appsv1.StatefulSetUpdateStrategy{
+				Type:          appsv1.RollingUpdateStatefulSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateStatefulSetStrategy{MaxUnavailable: ptr.To(intstr.FromInt32(maxUnavailable))},
+			},
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "kv", Image: "kv:1"}}},
+			},
+		},
+	}
+	if _, err := cluster.clientset.AppsV1().StatefulSets(ns).Create(t.Context(), sts, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, "rollout", "status", "statefulset/kv", "-n", ns, "--timeout=60s")
+	allImages(t, ns, "kv:1", replicas)
+
+	var mu sync.Mutex
+	mostDown := 0
+	stop := watchPods(t, ns, &mu, func(pods map[string]*corev1.Pod, _ string) {
+		ready := 0
+		for _, pod := range pods {
+			if pod.DeletionTimestamp == nil && isReady(pod) {
+				ready++
+			}
+		}
+		mostDown = max(mostDown, replicas-ready)
+	})
+	kubectl(t, "set", "image", "statefulset/kv", "kv=kv:2", "-n", ns)
+	kubectl(t, "rollout", "status", "statefulset/kv", "-n", ns, "--timeout=60s")
+	allImages(t, ns, "kv:2", replicas)
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if mostDown != maxUnavailable {
+		t.Errorf("at most %d pods were down at once during the update, want exactly maxUnavailable = %d", mostDown, maxUnavailable)
+	}
 }
