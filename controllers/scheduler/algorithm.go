@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -48,15 +49,19 @@ type podSpec struct {
 	// hardSpread and softSpread are the DoNotSchedule and ScheduleAnyway
 	// topology spread constraints.
 	hardSpread, softSpread []spreadConstraint
+	// toleratesUnschedulable is whether the pod tolerates the taint a
+	// cordoned node implies.
+	toleratesUnschedulable bool
 }
 
 func newPodSpec(pod *corev1.Pod) *podSpec {
 	s := &podSpec{
-		pod:        pod,
-		usage:      usageOf(pod, ""),
-		affinity:   nodeaffinity.GetRequiredNodeAffinity(pod),
-		hardSpread: spreadConstraints(pod, corev1.DoNotSchedule),
-		softSpread: spreadConstraints(pod, corev1.ScheduleAnyway),
+		pod:                    pod,
+		usage:                  usageOf(pod, ""),
+		affinity:               nodeaffinity.GetRequiredNodeAffinity(pod),
+		hardSpread:             spreadConstraints(pod, corev1.DoNotSchedule),
+		softSpread:             spreadConstraints(pod, corev1.ScheduleAnyway),
+		toleratesUnschedulable: tolerates(pod, &corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}),
 	}
 	if a := pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) > 0 {
 		if terms, err := nodeaffinity.NewPreferredSchedulingTerms(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution); err == nil {
@@ -94,17 +99,17 @@ func (c *Cache) preFilter(p *podSpec) *filterState {
 // the pod fits on info. The caller holds c.mu.
 func (c *Cache) filter(p *podSpec, st *filterState, info *nodeInfo) *failure {
 	node := info.node
-	if node.Spec.Unschedulable && !tolerates(p.pod, &corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}) {
+	if info.unschedulable && !p.toleratesUnschedulable {
 		return &failure{reasons: []string{reasonUnschedulable}}
 	}
-	if p.pod.Spec.NodeName != "" && p.pod.Spec.NodeName != node.Name {
+	if p.pod.Spec.NodeName != "" && p.pod.Spec.NodeName != info.name {
 		return &failure{reasons: []string{reasonNodeName}}
 	}
-	taint, untolerated := corev1helpers.FindMatchingUntoleratedTaint(logr.Discard(), node.Spec.Taints, p.pod.Spec.Tolerations, func(t *corev1.Taint) bool {
-		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
-	}, true)
-	if untolerated {
-		return &failure{reasons: []string{fmt.Sprintf(reasonUntoleratedFmt, taint.Key, taint.Value)}}
+	if len(info.taints) > 0 {
+		taint, untolerated := corev1helpers.FindMatchingUntoleratedTaint(logr.Discard(), info.taints, p.pod.Spec.Tolerations, doNotScheduleTaint, true)
+		if untolerated {
+			return &failure{reasons: []string{fmt.Sprintf(reasonUntoleratedFmt, taint.Key, taint.Value)}}
+		}
 	}
 	if ok, err := p.affinity.Match(node); err != nil || !ok {
 		return &failure{reasons: []string{reasonNodeAffinity}}
@@ -207,7 +212,8 @@ type candidate struct {
 // affinity and ScheduleAnyway topology spread, each times its weight. The
 // caller holds c.mu.
 func (c *Cache) score(p *podSpec, candidates []candidate) {
-	raw := make([]int64, len(candidates))
+	raw := slices.Grow(c.rawScores[:0], len(candidates))[:len(candidates)]
+	c.rawScores = raw
 	for j := range candidates {
 		candidates[j].score = resourceScore(p, candidates[j].info)
 	}
@@ -218,7 +224,7 @@ func (c *Cache) score(p *podSpec, candidates []candidate) {
 		addNormalized(candidates, raw, nodeAffinityWeight, false)
 	}
 	for j := range candidates {
-		raw[j] = intolerablePreferNoSchedule(p.pod, candidates[j].info.node)
+		raw[j] = intolerablePreferNoSchedule(p.pod, candidates[j].info.taints)
 	}
 	addNormalized(candidates, raw, taintTolerationWeight, true)
 	if scores := c.interPodAffinityScores(p); len(scores) > 0 {
@@ -258,12 +264,12 @@ func resourceScore(p *podSpec, info *nodeInfo) int64 {
 	return least + balanced
 }
 
-// intolerablePreferNoSchedule counts node's PreferNoSchedule taints the
+// intolerablePreferNoSchedule counts a node's PreferNoSchedule taints the
 // pod does not tolerate.
-func intolerablePreferNoSchedule(pod *corev1.Pod, node *corev1.Node) int64 {
+func intolerablePreferNoSchedule(pod *corev1.Pod, taints []corev1.Taint) int64 {
 	var n int64
-	for i := range node.Spec.Taints {
-		t := &node.Spec.Taints[i]
+	for i := range taints {
+		t := &taints[i]
 		if t.Effect == corev1.TaintEffectPreferNoSchedule && !tolerates(pod, t) {
 			n++
 		}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -108,6 +109,12 @@ func protocolOrTCP(p corev1.Protocol) corev1.Protocol {
 // nodeInfo is a node and the sum of what its pods request.
 type nodeInfo struct {
 	node *corev1.Node
+	// name, unschedulable and taints repeat the node's, so that the
+	// filters, which run over hundreds of nodes per pod, read them
+	// without reaching into the Node.
+	name          string
+	unschedulable bool
+	taints        []corev1.Taint
 	// allocatable is the node's, converted once per node update as
 	// requested is; maxPods is -1 when the node sets no pod limit.
 	allocatable        map[corev1.ResourceName]int64
@@ -139,6 +146,9 @@ func quantityValue(name corev1.ResourceName, q resource.Quantity) int64 {
 // setNode records node and converts its allocatable resources.
 func (n *nodeInfo) setNode(node *corev1.Node) {
 	n.node = node
+	n.name = node.Name
+	n.unschedulable = node.Spec.Unschedulable
+	n.taints = node.Spec.Taints
 	n.allocatable = make(map[corev1.ResourceName]int64, len(node.Status.Allocatable))
 	for name, q := range node.Status.Allocatable {
 		n.allocatable[name] = quantityValue(name, q)
@@ -186,13 +196,15 @@ type Cache struct {
 	// namespaces holds every namespace's labels, for namespace
 	// selectors in affinity terms.
 	namespaces map[string]labels.Set
-	// ordered lists the known nodes sorted by name, rebuilt when nodes
-	// come and go, so placement walks them without map lookups.
+	// ordered lists the known nodes sorted by name, kept in step as
+	// nodes come and go, so placement walks them without map lookups.
 	ordered []*nodeInfo
 	// next is where the next placement starts looking in names.
 	next int
-	// candidates is place's scratch list of fitting nodes.
+	// candidates and rawScores are place's scratch lists of fitting
+	// nodes and of one plugin's scores for them.
 	candidates []candidate
+	rawScores  []int64
 }
 
 // NewCache returns an empty cache.
@@ -231,7 +243,7 @@ func (c *Cache) SetNode(node *corev1.Node) {
 	known := info.node != nil
 	info.setNode(node)
 	if !known {
-		c.rebuildNames()
+		c.insertOrdered(info)
 	}
 }
 
@@ -244,22 +256,28 @@ func (c *Cache) RemoveNode(name string) {
 	if !ok {
 		return
 	}
+	if i, found := c.orderedIndex(name); found {
+		c.ordered = slices.Delete(c.ordered, i, i+1)
+	}
 	info.node = nil
 	if info.pods == 0 {
 		delete(c.nodes, name)
 	}
-	c.rebuildNames()
 }
 
-// rebuildNames lists the nodes pods can go to, in a stable order.
-func (c *Cache) rebuildNames() {
-	c.ordered = c.ordered[:0]
-	for _, info := range c.nodes {
-		if info.node != nil {
-			c.ordered = append(c.ordered, info)
-		}
-	}
-	slices.SortFunc(c.ordered, func(a, b *nodeInfo) int { return strings.Compare(a.node.Name, b.node.Name) })
+// insertOrdered adds a node that just became known to the ordered list,
+// in its place by name: a sort per node would make the initial sync of a
+// large cluster quadratic.
+func (c *Cache) insertOrdered(info *nodeInfo) {
+	i, _ := c.orderedIndex(info.name)
+	c.ordered = slices.Insert(c.ordered, i, info)
+}
+
+// orderedIndex finds name in the ordered list, or where it would go.
+func (c *Cache) orderedIndex(name string) (int, bool) {
+	return slices.BinarySearchFunc(c.ordered, name, func(info *nodeInfo, name string) int {
+		return strings.Compare(info.name, name)
+	})
 }
 
 // SetPod records a pod as the informer shows it: bound and running pods
@@ -371,7 +389,7 @@ func (c *Cache) place(p *podSpec) (string, *FitError) {
 			}
 			continue
 		}
-		candidates = append(candidates, candidate{name: info.node.Name, info: info})
+		candidates = append(candidates, candidate{name: info.name, info: info})
 	}
 	c.candidates = candidates
 	// The next pod starts where this one stopped, so that sampling
@@ -392,20 +410,27 @@ func (c *Cache) place(p *podSpec) (string, *FitError) {
 }
 
 // selectHost returns the best scored candidate; equal ones share the
-// load, each tie winning with probability 1/ties, as upstream's
-// selectHost.
+// load, each winning with probability 1/ties, as upstream's selectHost.
+// One draw picks among the ties, where upstream draws once per tie to the
+// same effect.
 func selectHost(candidates []candidate) string {
-	best, bestScore, ties := "", int64(-1), 0
+	bestScore, ties := int64(math.MinInt64), 0
 	for _, cand := range candidates {
 		switch {
 		case cand.score > bestScore:
-			best, bestScore, ties = cand.name, cand.score, 1
+			bestScore, ties = cand.score, 1
 		case cand.score == bestScore:
 			ties++
-			if rand.IntN(ties) == 0 {
-				best = cand.name
-			}
 		}
 	}
-	return best
+	pick := rand.IntN(ties)
+	for _, cand := range candidates {
+		if cand.score == bestScore {
+			if pick == 0 {
+				return cand.name
+			}
+			pick--
+		}
+	}
+	return ""
 }

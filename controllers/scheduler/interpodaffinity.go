@@ -216,6 +216,9 @@ func (c *Cache) filterInterPodAffinity(p *podSpec, st *affinityState, node *core
 			}
 		}
 	}
+	if len(st.existingAnti) == 0 {
+		return nil
+	}
 	for pair, n := range st.existingAnti {
 		if value, ok := node.Labels[pair.key]; ok && value == pair.value && n > 0 {
 			return &failure{reasons: []string{reasonExistingAntiAffinity}, resolvable: true}
