@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"tower.dev/tower/controllers/cronjob"
@@ -150,7 +151,7 @@ func NewControllerManager(cfg *rest.Config, o ControllerManagerOptions) (manager
 		// to minutes.
 		cfg.QPS, cfg.Burst = controllerManagerQPS, controllerManagerBurst
 	}
-	mgr, err := newManager(cfg, o.Common, "kube-controller-manager")
+	mgr, err := newManager(cfg, o.Common, "kube-controller-manager", cache.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -185,18 +186,15 @@ func NewSchedulerOptions() SchedulerOptions {
 	}
 }
 
-// schedulerQPS lifts client-side rate limiting: binding is the
-// scheduler's hot path and the API server does its own flow control.
-const schedulerQPS, schedulerBurst = 5000, 10000
-
-// NewScheduler builds the scheduler manager; the caller starts it.
+// NewScheduler builds the scheduler manager; the caller starts it. Its
+// client has no client-side rate limit: binding is the scheduler's hot
+// path and the API server does its own flow control. A negative QPS is
+// client-go's "no limiter", which also spares every request the limiter's
+// bookkeeping.
 func NewScheduler(cfg *rest.Config, o SchedulerOptions) (manager.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
-	if cfg.QPS >= 0 && cfg.QPS < schedulerQPS {
-		// A negative QPS already means no client-side limit.
-		cfg.QPS, cfg.Burst = schedulerQPS, schedulerBurst
-	}
-	mgr, err := newManager(cfg, o.Common, "kube-scheduler")
+	cfg.QPS, cfg.Burst = -1, 0
+	mgr, err := newManager(cfg, o.Common, "kube-scheduler", scheduler.CacheOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -46,8 +47,9 @@ type Common struct {
 	Profiling bool
 }
 
-// newManager builds a manager with the shared settings.
-func newManager(cfg *rest.Config, c Common, defaultID string) (manager.Manager, error) {
+// newManager builds a manager with the shared settings and cacheOpts for
+// its informers.
+func newManager(cfg *rest.Config, c Common, defaultID string, cacheOpts cache.Options) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building scheme: %w", err)
@@ -75,6 +77,7 @@ func newManager(cfg *rest.Config, c Common, defaultID string) (manager.Manager, 
 		// making its successor wait out the lease duration.
 		LeaderElectionReleaseOnCancel: true,
 		Metrics:                       metrics,
+		Cache:                         cacheOpts,
 		HealthProbeBindAddress:        c.HealthProbeBindAddress,
 		// Several managers may share a process (tower up, tests); names
 		// only need to be unique within one.

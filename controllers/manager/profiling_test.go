@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"tower.dev/tower/test/framework"
 )
@@ -25,7 +26,7 @@ func TestProfilingOnMetricsListener(t *testing.T) {
 		{profiling: false, want: http.StatusNotFound},
 	} {
 		addr := freeLoopbackAddress(t)
-		mgr, err := newManager(cp.Config, Common{MetricsBindAddress: addr, Profiling: c.profiling}, "profiling-test")
+		mgr, err := newManager(cp.Config, Common{MetricsBindAddress: addr, Profiling: c.profiling}, "profiling-test", cache.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

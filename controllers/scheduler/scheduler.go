@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -69,6 +70,13 @@ type Scheduler struct {
 	mu sync.Mutex
 	// unschedulable counts failed attempts per pod that fits nowhere.
 	unschedulable map[types.NamespacedName]int
+}
+
+// CacheOptions are the informer settings the scheduler's manager needs:
+// objects are kept without managedFields, which the scheduler never reads
+// and which make up much of every pod it holds.
+func CacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 // SetupWithManager registers the scheduler with mgr.
@@ -125,8 +133,10 @@ func (eventSink) NeedLeaderElection() bool { return false }
 
 // Reconcile schedules one pod.
 func (s *Scheduler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	// The informer's own copy: scheduling only reads it, and the one
+	// write that returns an object (setUnschedulable) works on a copy.
 	pod := &corev1.Pod{}
-	if err := s.client.Get(ctx, req.NamespacedName, pod); err != nil {
+	if err := s.client.Get(ctx, req.NamespacedName, pod, client.UnsafeDisableDeepCopy); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.forgetAttempts(req.NamespacedName)
 			return reconcile.Result{}, nil
@@ -201,7 +211,7 @@ func (s *Scheduler) setUnschedulable(ctx context.Context, pod *corev1.Pod, msg s
 	if err != nil {
 		return err
 	}
-	err = s.client.Status().Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, patch))
+	err = s.client.Status().Patch(ctx, pod.DeepCopy(), client.RawPatch(types.StrategicMergePatchType, patch))
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("marking pod %s unschedulable: %w", pod.Name, err)
 	}
