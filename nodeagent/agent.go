@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
+	"tower.dev/tower/nodeagent/admission"
 	"tower.dev/tower/nodeagent/containers"
 	"tower.dev/tower/nodeagent/podnet"
 	"tower.dev/tower/nodeagent/server"
@@ -136,8 +137,18 @@ type Agent struct {
 	// imagePulls backs off failed image pulls.
 	imagePulls *imagePulls
 
+	// admitMu orders admission decisions: each sees the pods admitted
+	// before it.
+	admitMu sync.Mutex
+
 	mu      sync.Mutex
 	workers map[types.UID]*podWorker
+	// pendingPods are the pods of the first list, held until all of it
+	// is there to be admitted oldest first; admitting is set after that.
+	pendingPods map[types.UID]*corev1.Pod
+	admitting   bool
+	// nodeStore is the watch's view of the agent's Node, once it runs.
+	nodeStore cache.Store
 	// staticPods are the pods of the manifests directory, by UID.
 	staticPods map[types.UID]*corev1.Pod
 	// podStore is the informer's view of the node's pods, once it runs.
@@ -206,15 +217,16 @@ func Run(ctx context.Context, cfg Config) error {
 	defer events.Shutdown()
 	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	a := &Agent{
-		recorder:  events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: cfg.NodeName}),
-		cfg:       cfg,
-		client:    client,
-		runtime:   rt,
-		network:   network,
-		nodeIP:    nodeIP,
-		version:   version,
-		startTime: time.Now(),
-		workers:   map[types.UID]*podWorker{},
+		recorder:    events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: cfg.NodeName}),
+		cfg:         cfg,
+		client:      client,
+		runtime:     rt,
+		network:     network,
+		nodeIP:      nodeIP,
+		version:     version,
+		startTime:   time.Now(),
+		workers:     map[types.UID]*podWorker{},
+		pendingPods: map[types.UID]*corev1.Pod{},
 
 		imagePulls: newImagePulls(),
 	}
@@ -282,14 +294,20 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 }
 
-// runPods watches the pods bound to this node and gives each a worker.
+// runPods watches the pods bound to this node and gives each a worker,
+// once admitted.
 func (a *Agent) runPods(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(a.client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.cfg.NodeName).String()
 		}))
+	nodeFactory := informers.NewSharedInformerFactoryWithOptions(a.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", a.cfg.NodeName).String()
+		}))
+	nodeInformer := nodeFactory.Core().V1().Nodes().Informer()
 	informer := factory.Core().V1().Pods().Informer()
-	_, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	handler, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { a.podChanged(ctx, obj) },
 		UpdateFunc: func(_, obj any) { a.podChanged(ctx, obj) },
 		DeleteFunc: func(obj any) {
@@ -304,43 +322,67 @@ func (a *Agent) runPods(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watching pods: %w", err)
 	}
+	nodeFactory.Start(ctx.Done())
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.HasSynced, informer.HasSynced, handler.HasSynced) {
 		return ctx.Err()
 	}
+	a.mu.Lock()
+	a.nodeStore = nodeInformer.GetStore()
+	a.mu.Unlock()
 	a.setPodStore(informer.GetStore())
+	a.admitPending(ctx)
 	if err := a.removeOrphans(ctx, informer.GetStore()); err != nil {
 		logr.FromContextOrDiscard(ctx).Error(err, "removing containers of pods that are gone")
 	}
 	<-ctx.Done()
 	factory.Shutdown()
+	nodeFactory.Shutdown()
 	return nil
 }
 
+// podChanged hands a pod to its worker; a pod without one is admitted
+// first (static pods at once, the first list's pods once it is complete).
 func (a *Agent) podChanged(ctx context.Context, obj any) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok || isMirrorPod(pod) {
 		return
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	w, ok := a.workers[pod.UID]
-	if !ok {
-		w = newPodWorker(a, pod)
-		a.workers[pod.UID] = w
-		a.wg.Go(func() {
-			w.run(ctx)
-			a.mu.Lock()
-			delete(a.workers, pod.UID)
-			a.mu.Unlock()
-		})
+	if w, ok := a.workers[pod.UID]; ok {
+		w.update(pod, false)
+		a.mu.Unlock()
+		return
 	}
-	w.update(pod, false)
+	if !a.admitting && !isStaticPod(pod) {
+		a.pendingPods[pod.UID] = pod
+		a.mu.Unlock()
+		return
+	}
+	a.mu.Unlock()
+	a.admitMu.Lock()
+	defer a.admitMu.Unlock()
+	a.admitAndStart(ctx, pod)
+}
+
+// startWorker runs a worker for pod, one that only reports the rejection
+// when rejection is set. The caller holds a.mu.
+func (a *Agent) startWorker(ctx context.Context, pod *corev1.Pod, rejection *admission.Result) {
+	w := newPodWorker(a, pod)
+	w.rejection = rejection
+	a.workers[pod.UID] = w
+	a.wg.Go(func() {
+		w.run(ctx)
+		a.mu.Lock()
+		delete(a.workers, pod.UID)
+		a.mu.Unlock()
+	})
 }
 
 func (a *Agent) podRemoved(pod *corev1.Pod) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	delete(a.pendingPods, pod.UID)
 	if w, ok := a.workers[pod.UID]; ok {
 		w.update(pod, true)
 	}

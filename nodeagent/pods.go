@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"tower.dev/tower/nodeagent/admission"
 	"tower.dev/tower/nodeagent/containers"
 	"tower.dev/tower/nodeagent/podnet"
 )
@@ -60,6 +61,9 @@ type podWorker struct {
 	initialized bool
 	// failure is why the agent failed the pod (activeDeadlineSeconds).
 	failure *podFailure
+	// rejection, set before the worker runs, is why the node refused the
+	// pod at admission; such a pod never runs.
+	rejection *admission.Result
 	// final is the status of a pod finished on this node, reported until
 	// the API server has it.
 	final      *corev1.PodStatus
@@ -270,6 +274,9 @@ func (w *podWorker) sync(ctx context.Context, pod *corev1.Pod, removed bool) (do
 	w.drainExits()
 	if removed || pod.DeletionTimestamp != nil {
 		return w.finish(ctx, pod, removed)
+	}
+	if w.rejection != nil && !w.terminated {
+		return false, w.reject(ctx, pod)
 	}
 	if w.terminated {
 		if w.final == nil {
@@ -564,6 +571,9 @@ func (w *podWorker) finish(ctx context.Context, pod *corev1.Pod, removed bool) (
 	}
 	status := w.status(pod)
 	status.Phase = finalPhase(status)
+	if w.rejection != nil && w.final != nil {
+		status = *w.final
+	}
 	if err := w.writeStatus(ctx, pod, status); err != nil && !apierrors.IsNotFound(err) {
 		logr.FromContextOrDiscard(ctx).Error(err, "reporting final status")
 	}

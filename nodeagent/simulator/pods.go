@@ -79,6 +79,7 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 	if err := r.client.Get(ctx, req.NamespacedName, pod); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.sim.releaseIP(req.NamespacedName)
+			r.sim.forget("", req.NamespacedName)
 		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
@@ -97,9 +98,11 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 			return reconcile.Result{}, fmt.Errorf("finishing deletion of pod %s: %w", req, err)
 		}
 		r.sim.releaseIP(req.NamespacedName)
+		r.sim.forget(node, req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
 	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		r.sim.forget(node, req.NamespacedName)
 		return reconcile.Result{}, nil
 	}
 	if r.sim.isSilenced(node) {
@@ -107,6 +110,15 @@ func (r *podReconciler) Reconcile(ctx context.Context, req reconcile.Request) (r
 		// the control plane's view of them (NotReady) stands. Deletions
 		// above still complete, so evicted pods do not linger.
 		return reconcile.Result{}, nil
+	}
+	if pod.Status.Phase != corev1.PodRunning {
+		result, err := r.sim.admit(ctx, r.client, node, pod)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if !result.Admit {
+			return reconcile.Result{}, r.sim.reject(ctx, node, pod, result)
+		}
 	}
 	ip, err := r.sim.allocateIP(ctx, node, req.NamespacedName, pod.Status.PodIP)
 	if errors.Is(err, errNoPodCIDR) {

@@ -24,7 +24,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -115,6 +117,10 @@ type Simulator struct {
 	// heartbeat costs no extra request unless a node needs its status
 	// fixed.
 	nodes client.Reader
+	// admissions are the nodes' admitted pods; recorders post their
+	// events (set by Run before pods are handled).
+	admissions map[string]*nodeAdmission
+	recorders  map[string]record.EventRecorder
 }
 
 // Run simulates cfg.Nodes nodes until ctx ends.
@@ -163,6 +169,7 @@ func New(cfg Config) (*Simulator, error) {
 			return nil, fmt.Errorf("simulator: clientset of node %s: %w", name, err)
 		}
 	}
+	s.admissions = newNodeAdmissions(s.names)
 	return s, nil
 }
 
@@ -213,6 +220,10 @@ func (s *Simulator) Run(ctx context.Context) error {
 		return err
 	}
 	log.Info("Simulated nodes registered", "nodes", len(s.names))
+	events := record.NewBroadcaster(record.WithContext(ctx))
+	defer events.Shutdown()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.clientset.CoreV1().Events("")})
+	s.recorders = nodeRecorders(events, s.names)
 	mgr, err := s.podManager()
 	if err != nil {
 		return err
@@ -242,6 +253,12 @@ func (s *Simulator) podManager() (manager.Manager, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("simulator: creating manager: %w", err)
+	}
+	err = mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, podNodeNameField, func(obj client.Object) []string {
+		return []string{obj.(*corev1.Pod).Spec.NodeName}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("simulator: indexing pods by node: %w", err)
 	}
 	r := &podReconciler{sim: s, client: mgr.GetClient()}
 	err = ctrl.NewControllerManagedBy(mgr).

@@ -3,6 +3,7 @@ package simulated
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +155,48 @@ func TestLeaderElectionAndNodes(t *testing.T) {
 			t.Errorf("node %s has no renewed lease: %v", name, err)
 		}
 	}
+}
+
+// TestSimulatedNodeRejectsPodThatCannotFit binds a pod straight to a
+// simulated node (no scheduler) that asks for more cpu than the node
+// has: the node fails it as kubelet's admission does, with the reason,
+// message and warning event of upstream.
+func TestSimulatedNodeRejectsPodThatCannotFit(t *testing.T) {
+	ns := cluster.cp.CreateNamespace(t)
+	node := cluster.sim.NodeNames()[0]
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "bound-too-big", Namespace: ns},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{
+			Name: "c", Image: "too-big",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100")}},
+		}}},
+	}
+	if _, err := cluster.clientset.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	capacity := resource.MustParse(nodeCPU)
+	prefix := "Pod was rejected: Node didn't have enough resource: cpu, requested: 100000, used: "
+	suffix := fmt.Sprintf(", capacity: %d", capacity.MilliValue())
+	eventually(t, 30*time.Second, "the pod rejected with OutOfcpu and its warning event", func(ctx context.Context) (bool, error) {
+		got, err := cluster.clientset.CoreV1().Pods(ns).Get(ctx, "bound-too-big", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if got.Status.Phase != corev1.PodFailed {
+			return false, nil
+		}
+		if got.Status.Reason != "OutOfcpu" || !strings.HasPrefix(got.Status.Message, prefix) || !strings.HasSuffix(got.Status.Message, suffix) {
+			return false, fmt.Errorf("rejected with %q: %q, want OutOfcpu: %q...%q", got.Status.Reason, got.Status.Message, prefix, suffix)
+		}
+		events, err := cluster.clientset.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range events.Items {
+			if e.InvolvedObject.Name == "bound-too-big" && e.Reason == "OutOfcpu" && e.Type == corev1.EventTypeWarning && e.Source.Host == node {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }
