@@ -2,8 +2,8 @@
 // statefulset controller does: pods with stable names <set>-<ordinal>,
 // hostnames and subdomains; with OrderedReady management they are
 // created one at a time in ordinal order, each after the previous is
-// Running and Ready, and removed from the highest ordinal down; with
-// Parallel management all at once. Each distinct template is kept as a
+// Running and has been Ready for minReadySeconds, and removed from the
+// highest ordinal down; with Parallel management all at once. Each distinct template is kept as a
 // ControllerRevision; RollingUpdate replaces pods from the highest ordinal
 // down to the partition, up to maxUnavailable at a time, and pods below
 // the partition are recreated from the current revision; OnDelete leaves
@@ -215,7 +215,7 @@ func (r *Reconciler) manage(ctx context.Context, sts *appsv1.StatefulSet, pods m
 			}
 			continue
 		}
-		if ordered && !healthy(pod) {
+		if ordered && !available(pod, sts.Spec.MinReadySeconds, r.now()) {
 			// The next ordinal waits for this one.
 			return nil
 		}
@@ -274,22 +274,19 @@ func (r *Reconciler) rollingUpdate(ctx context.Context, sts *appsv1.StatefulSet,
 // outdated pods that are unavailable anyway go first and do not wait for
 // the budget, so that a set whose old template never becomes ready still
 // moves on; under OrderedReady the caller only gets here with every pod
-// ready.
+// available.
 func updateVictims(sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, updateRevision string, now time.Time) []*corev1.Pod {
 	first, replicas := startOrdinal(sts), replicasOf(sts)
 	lowest := first + partitionOf(sts)
 	budget := maxUnavailableOf(sts, replicas)
 	parallel := sts.Spec.PodManagementPolicy == appsv1.ParallelPodManagement
-	available := func(pod *corev1.Pod) bool {
-		return healthy(pod) && workload.IsPodAvailable(pod, sts.Spec.MinReadySeconds, now)
-	}
 	outdated := func(pod *corev1.Pod) bool {
 		return pod.DeletionTimestamp == nil && pod.Labels[revisionLabel] != updateRevision
 	}
 	unavailable, unavailableOutdated := 0, 0
 	for ordinal := first; ordinal < first+replicas; ordinal++ {
 		pod, ok := pods[ordinal]
-		if ok && available(pod) {
+		if ok && available(pod, sts.Spec.MinReadySeconds, now) {
 			continue
 		}
 		unavailable++
@@ -305,14 +302,14 @@ func updateVictims(sts *appsv1.StatefulSet, pods map[int]*corev1.Pod, updateRevi
 	var victims []*corev1.Pod
 	if parallel {
 		for ordinal := first + replicas - 1; ordinal >= lowest; ordinal-- {
-			if pod, ok := pods[ordinal]; ok && outdated(pod) && !available(pod) {
+			if pod, ok := pods[ordinal]; ok && outdated(pod) && !available(pod, sts.Spec.MinReadySeconds, now) {
 				victims = append(victims, pod)
 			}
 		}
 	}
 	for ordinal := first + replicas - 1; ordinal >= lowest && budget > 0; ordinal-- {
 		pod, ok := pods[ordinal]
-		if !ok || !outdated(pod) || (parallel && !available(pod)) {
+		if !ok || !outdated(pod) || (parallel && !available(pod, sts.Spec.MinReadySeconds, now)) {
 			continue
 		}
 		victims = append(victims, pod)
@@ -414,10 +411,11 @@ func ordinalOf(set, pod string) int {
 	return n
 }
 
-// healthy is upstream's bar for moving on to the next ordinal: Running
-// and Ready, and not on its way out.
-func healthy(pod *corev1.Pod) bool {
-	return pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodRunning && workload.IsPodReady(pod)
+// available is upstream's bar for moving on to the next ordinal under
+// OrderedReady and for counting a pod as up during a rolling update:
+// Running, Ready for minReadySeconds, and not on its way out.
+func available(pod *corev1.Pod, minReadySeconds int32, now time.Time) bool {
+	return pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodRunning && workload.IsPodAvailable(pod, minReadySeconds, now)
 }
 
 func startOrdinal(sts *appsv1.StatefulSet) int {

@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -281,5 +282,73 @@ func TestUpdateVictims(t *testing.T) {
 				t.Errorf("victims %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestOrderedReadyWaitsForMinReadySeconds: under OrderedReady the next
+// ordinal is created only once the previous pod has been ready for
+// minReadySeconds, and the set is looked at again at that moment.
+func TestOrderedReadyWaitsForMinReadySeconds(t *testing.T) {
+	ctx := t.Context()
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	sts := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "sts-uid", Generation: 1},
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:            ptr.To[int32](2),
+			MinReadySeconds:     10,
+			PodManagementPolicy: appsv1.OrderedReadyPodManagement,
+			Selector:            &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}},
+			},
+		},
+	}
+	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(sts).WithStatusSubresource(&appsv1.StatefulSet{}, &corev1.Pod{}).Build()
+	r := &Reconciler{
+		Client:    c,
+		Recorder:  discardRecorder{},
+		revisions: history.Store{Client: c, Kind: controllerKind, APIReader: c, NewOwner: func() client.Object { return &appsv1.StatefulSet{} }},
+		now:       func() time.Time { return now },
+	}
+	req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(sts)}
+	reconcileOnce := func() reconcile.Result {
+		t.Helper()
+		res, err := r.Reconcile(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	exists := func(name string) bool {
+		t.Helper()
+		err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: name}, &corev1.Pod{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	reconcileOnce()
+	if !exists("web-0") || exists("web-1") {
+		t.Fatal("the first pass must create web-0 alone")
+	}
+	pod := &corev1.Pod{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "web-0"}, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(now.Add(-4 * time.Second))}}
+	if err := c.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	if res := reconcileOnce(); exists("web-1") || res.RequeueAfter != 6*time.Second {
+		t.Fatalf("web-0 ready for 4s of 10: web-1 exists %v, requeue after %v, want no web-1 and a look in 6s", exists("web-1"), res.RequeueAfter)
+	}
+	now = now.Add(6 * time.Second)
+	reconcileOnce()
+	if !exists("web-1") {
+		t.Fatal("web-1 not created once web-0 was available")
 	}
 }
