@@ -6,6 +6,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"tower.dev/tower/controllers/manager"
+	"tower.dev/tower/controllers/scheduler"
 )
 
 func newSchedulerCommand() *cobra.Command {
@@ -29,7 +30,7 @@ kube-system/kube-scheduler Lease.`,
 	fs := cmd.Flags()
 	fs.StringVar(&kubeconfig, "kubeconfig", kubeconfig, "Path to a kubeconfig; empty uses the in-cluster configuration.")
 	fs.StringVar(&o.Scheduler.SchedulerName, "scheduler-name", o.Scheduler.SchedulerName, "Schedule the pods whose spec.schedulerName is this.")
-	fs.IntVar(&o.Scheduler.Parallelism, "parallelism", 16, "How many bindings may be in flight at once.")
+	fs.IntVar(&o.Scheduler.Parallelism, "parallelism", scheduler.DefaultParallelism, "How many bindings may be in flight at once.")
 	addCommonManagerFlags(fs, &o.Common)
 	return cmd
 }

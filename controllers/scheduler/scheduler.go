@@ -50,6 +50,13 @@ const (
 	maxBackoff     = 10 * time.Second
 )
 
+// DefaultParallelism is how many bindings may be in flight by default.
+// Upstream binds each pod in its own goroutine without a cap; a cap of
+// 16 held throughput down and cost more CPU per pod in every component
+// (the API server and etcd batch concurrent writes), so the default is
+// high enough never to be what limits a busy scheduler.
+const DefaultParallelism = 256
+
 // Options configure the scheduler.
 type Options struct {
 	// SchedulerName selects the pods this scheduler handles.
@@ -85,7 +92,7 @@ func SetupWithManager(mgr ctrl.Manager, o Options) error {
 		o.SchedulerName = DefaultSchedulerName
 	}
 	if o.Parallelism <= 0 {
-		o.Parallelism = 16
+		o.Parallelism = DefaultParallelism
 	}
 	// Every scheduled pod costs a binding and an event: both in protobuf.
 	cs, err := kubernetes.NewForConfigAndClient(kubeclient.Protobuf(mgr.GetConfig()), mgr.GetHTTPClient())
