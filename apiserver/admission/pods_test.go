@@ -7,9 +7,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"tower.dev/tower/apiserver/registry"
 )
 
 func TestServiceAccountPlugin(t *testing.T) {
@@ -222,6 +225,40 @@ func TestLimitConstraintMessages(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTaintNodesByCondition(t *testing.T) {
+	notReady := corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
+	dedicated := corev1.Taint{Key: "dedicated", Value: "db", Effect: corev1.TaintEffectNoSchedule}
+	nodes := &registry.Resource{GroupVersionResource: corev1.SchemeGroupVersion.WithResource("nodes"), Kind: "Node"}
+	tests := []struct {
+		name        string
+		op          Operation
+		subresource string
+		taints      []corev1.Taint
+		want        []corev1.Taint
+	}{
+		{name: "create adds the taint", op: Create, want: []corev1.Taint{notReady}},
+		{name: "other taints are kept", op: Create, taints: []corev1.Taint{dedicated}, want: []corev1.Taint{dedicated, notReady}},
+		{name: "no second copy", op: Create, taints: []corev1.Taint{{Key: corev1.TaintNodeNotReady, Value: "x", Effect: corev1.TaintEffectNoSchedule}},
+			want: []corev1.Taint{{Key: corev1.TaintNodeNotReady, Value: "x", Effect: corev1.TaintEffectNoSchedule}}},
+		{name: "a NoExecute one is another taint", op: Create, taints: []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute}},
+			want: []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute}, notReady}},
+		{name: "updates are left alone", op: Update},
+		{name: "status writes are left alone", op: Create, subresource: "status"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}, Spec: corev1.NodeSpec{Taints: tt.taints}}
+			a := &Attributes{Operation: tt.op, Resource: nodes, Subresource: tt.subresource, Name: "n", Object: node}
+			if err := (TaintNodesByCondition{}).Admit(context.Background(), a); err != nil {
+				t.Fatal(err)
+			}
+			if !apiequality.Semantic.DeepEqual(node.Spec.Taints, tt.want) {
+				t.Errorf("taints %v, want %v", node.Spec.Taints, tt.want)
 			}
 		})
 	}

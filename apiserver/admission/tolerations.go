@@ -50,3 +50,28 @@ func toleratesNoExecute(tolerations []corev1.Toleration, key string) bool {
 	}
 	return false
 }
+
+// TaintNodesByCondition registers every new node as not ready for
+// scheduling: the node lifecycle controller lifts the not-ready NoSchedule
+// taint once the node reports Ready, so no pod is scheduled to a node
+// that has not yet said it can run one.
+type TaintNodesByCondition struct{}
+
+// Admit implements Mutator.
+func (TaintNodesByCondition) Admit(_ context.Context, a *Attributes) error {
+	if a.Operation != Create || a.Subresource != "" || a.Resource.Group != "" || a.Resource.Resource != "nodes" {
+		return nil
+	}
+	node, ok := a.Object.(*corev1.Node)
+	if !ok {
+		return nil
+	}
+	notReady := corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
+	for _, t := range node.Spec.Taints {
+		if t.MatchTaint(&notReady) {
+			return nil
+		}
+	}
+	node.Spec.Taints = append(node.Spec.Taints, notReady)
+	return nil
+}

@@ -98,6 +98,7 @@ func (a *api) admission(log logr.Logger) (admission.Interface, error) {
 		{Name: "LimitRanger", Impl: &admission.LimitRanger{LimitRanges: a.objects(corev1.SchemeGroupVersion.WithResource("limitranges"))}},
 		{Name: "ServiceAccount", Impl: &admission.ServiceAccount{ServiceAccounts: a.objects(corev1.SchemeGroupVersion.WithResource("serviceaccounts"))}},
 		{Name: "NodeRestriction", Impl: &admission.NodeRestriction{Pods: a.storedPod, Nodes: a.storedNode}},
+		{Name: "TaintNodesByCondition", Impl: admission.TaintNodesByCondition{}},
 		{Name: "PodSecurity", Impl: podSecurity},
 		{Name: "Priority", Impl: &admission.Priority{PriorityClasses: a.objects(schedulingv1.SchemeGroupVersion.WithResource("priorityclasses"))}},
 		{Name: "DefaultTolerationSeconds", Impl: admission.DefaultTolerationSeconds{}},
