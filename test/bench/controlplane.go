@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -131,6 +132,9 @@ func runControlPlane(ctx context.Context, log logr.Logger, c *cluster, sc contro
 	// pending before the scheduler starts.
 	if err := sim.Stop(ctx, 15*time.Second); err != nil {
 		return nil, fmt.Errorf("stopping simulated nodes: %w", err)
+	}
+	if err := clearNotReadyTaints(ctx, c.clientset); err != nil {
+		return nil, err
 	}
 	if err := createNamespace(ctx, c.clientset, schedulingNamespace); err != nil {
 		return nil, err
@@ -294,6 +298,31 @@ func readyNodes(ctx context.Context, cs kubernetes.Interface, want int) (bool, e
 		}
 	}
 	return ready >= want, nil
+}
+
+// clearNotReadyTaints does for Ready nodes what the node lifecycle
+// controller, which is not running yet, would do: kube-apiserver's
+// TaintNodesByCondition admission registers every node with the not-ready
+// NoSchedule taint.
+func clearNotReadyTaints(ctx context.Context, cs kubernetes.Interface) error {
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing nodes: %w", err)
+	}
+	return framework.InParallel(ctx, len(nodes.Items), 32, func(ctx context.Context, i int) error {
+		node := &nodes.Items[i]
+		kept := slices.DeleteFunc(slices.Clone(node.Spec.Taints), func(t corev1.Taint) bool {
+			return t.Key == corev1.TaintNodeNotReady && t.Effect == corev1.TaintEffectNoSchedule
+		})
+		if len(kept) == len(node.Spec.Taints) {
+			return nil
+		}
+		node.Spec.Taints = kept
+		if _, err := cs.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("untainting node %s: %w", node.Name, err)
+		}
+		return nil
+	})
 }
 
 // createNamespace creates a namespace and its default ServiceAccount,
