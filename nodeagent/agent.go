@@ -325,7 +325,8 @@ func (a *Agent) runPods(ctx context.Context) error {
 	nodeFactory.Start(ctx.Done())
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.HasSynced, informer.HasSynced, handler.HasSynced) {
-		return ctx.Err()
+		// Stopped before the first list: not a failure.
+		return nil
 	}
 	a.mu.Lock()
 	a.nodeStore = nodeInformer.GetStore()
