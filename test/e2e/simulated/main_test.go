@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"tower.dev/tower/controllers/manager"
 	"tower.dev/tower/nodeagent/simulator"
@@ -78,6 +80,11 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "starting managers: %v\n", err)
 		return 1
 	}
+	if err := waitNodesSchedulable(startCtx, cluster.clientset); err != nil {
+		fmt.Fprintf(os.Stderr, "waiting for the simulated nodes: %v\n", err)
+		cancel()
+		return 1
+	}
 	code := m.Run()
 	cancel()
 	for _, done := range stopped {
@@ -92,6 +99,30 @@ func runTests(m *testing.M) int {
 		}
 	}
 	return code
+}
+
+// waitNodesSchedulable waits, as a user of a fresh cluster would, until
+// every simulated node is Ready and the node lifecycle controller has
+// lifted the not-ready taint new nodes are registered with: until then
+// DaemonSets rightly have no node to run on.
+func waitNodesSchedulable(ctx context.Context, cs kubernetes.Interface) error {
+	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		schedulable := 0
+		for _, node := range nodes.Items {
+			tainted := slices.ContainsFunc(node.Spec.Taints, func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
+			ready := slices.ContainsFunc(node.Status.Conditions, func(c corev1.NodeCondition) bool {
+				return c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue
+			})
+			if ready && !tainted {
+				schedulable++
+			}
+		}
+		return schedulable == nodeCount, nil
+	})
 }
 
 // startManagers runs the controller manager, the scheduler and the
